@@ -1,0 +1,37 @@
+"""Exceptions of the server package.
+
+::
+
+    PresenceServerError
+    ├── Refused            a change's precondition failed (carries the spec's code)
+    ├── StaleConnection    a console acted for a session it no longer holds
+    └── StoreUnavailable   Redis did not answer; the change may be retried
+"""
+
+from __future__ import annotations
+
+from client_sdk.protocol import ErrorCode
+
+__all__ = ["PresenceServerError", "Refused", "StaleConnection", "StoreUnavailable"]
+
+
+class PresenceServerError(Exception):
+    """The root of the server's exceptions."""
+
+
+class Refused(PresenceServerError):
+    """Raised when a change's precondition fails; nothing was recorded."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class StaleConnection(PresenceServerError):
+    """Raised when a connection acts for a session another connection took over."""
+
+
+class StoreUnavailable(PresenceServerError):
+    """Raised when Redis cannot be reached; whether the change applied is unknown
+    only if it was sent, and the caller is told to retry (``store-unavailable``)."""

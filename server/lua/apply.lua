@@ -1,0 +1,287 @@
+-- Apply one change to one agent, atomically: check the precondition against the
+-- stored state, append the events to the company's stream, update the agent's
+-- state and the routable indexes, publish the events. The rules mirror
+-- server/presence.py (decide/evolve); tests/test_transitions.py runs one table
+-- of cases through both.
+--
+-- KEYS[1] - the company's key prefix, e.g. "presence:{acme}:". Every key this
+--           script touches is that prefix plus a suffix, so all of them share
+--           the "{acme}" hash tag and the slot KEYS[1] routes to.
+-- ARGV[1] - op: hello | disconnect | status | activity | acd
+-- ARGV[2] - agent id
+-- ARGV[3] - now, integer milliseconds since the epoch, as a decimal string
+-- ARGV[4] - the connection asking ("" when not a console: ACD, supervisor, server)
+-- ARGV[5] - JSON arguments of the op:
+--           hello:      {session?, new_session, segments[], status?}
+--           disconnect: {reason, end_session, session_ttl}
+--           status:     {value, by_user}
+--           activity:   {value}      acd: {value, reason?}
+-- Returns a JSON map: {ok = true, changes = [{event, state}], session, resumed,
+-- replaced_conn} or {error = code, message = text}.
+
+local base = KEYS[1]
+local op, agent, now, conn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local args = cjson.decode(ARGV[5])
+
+local agent_key = base .. 'agent:' .. agent
+local stream_key = base .. 'events'
+
+-- Company settings; the defaults are server/presence.py's CompanyConfig.
+local cfg = redis.call('HMGET', base .. 'config', 'acd_mode', 'statuses', 'initial_status',
+    'timeout_status')
+local acd_mode = cfg[1] or 'circular'
+local allowed = { available = true }
+if cfg[2] then
+    for _, status in ipairs(cjson.decode(cfg[2])) do allowed[status.value] = true end
+else
+    for _, value in ipairs({ 'busy', 'break', 'bath', 'meal', 'gathering', 'training' }) do
+        allowed[value] = true
+    end
+end
+local initial_status = cfg[3] or 'busy'
+local timeout_status = cfg[4]
+if timeout_status == '' then timeout_status = nil end
+
+local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
+    'since_connection', 'since_status', 'since_activity', 'idle_since', 'version', 'conn' }
+
+local function load_state()
+    local values = redis.call('HMGET', agent_key, unpack(FIELDS))
+    local state = {}
+    for i, name in ipairs(FIELDS) do
+        if values[i] then state[name] = values[i] end
+    end
+    state.agent = agent
+    state.connection = state.connection or 'offline'
+    state.activity = state.activity or 'idle'
+    state.segments = state.segments or ''
+    return state
+end
+
+local state = load_state()
+local before = {
+    segments = state.segments,
+    conn = state.conn,
+}
+
+local function routable(s)
+    return s.connection == 'online' and s.status == 'available' and s.activity == 'idle'
+end
+
+local function refuse(code, message)
+    return cjson.encode({ error = code, message = message })
+end
+
+local ACTIVITY_AFTER = {
+    occupying = 'occupying', releasing = 'idle', timeout = 'idle', ['in-call'] = 'in-call',
+    ['end-call'] = 'idle', dismiss = 'idle', meeting = 'meeting', ['meeting-end'] = 'idle',
+}
+local CONNECTION_AFTER = { connected = 'online', reconnected = 'online', disconnected = 'offline' }
+
+local changes = {}
+
+local function split(csv)
+    local list = {}
+    for item in string.gmatch(csv, '[^,]+') do list[#list + 1] = item end
+    return list
+end
+
+-- The wire shape of the state (spec §2), as server/store.py reads it.
+local function snapshot()
+    local copy = {}
+    for _, name in ipairs(FIELDS) do
+        if name ~= 'conn' then copy[name] = state[name] end
+    end
+    return copy
+end
+
+-- evolve(): the state after one event; then the event is appended and kept.
+local function emit(kind, value, reason, session, segments)
+    local was_routable = routable(state)
+    local fields = { 'ts', now, 'agent', agent, 'session', session or '', 'type', kind,
+        'value', value, 'reason', reason or '' }
+    if segments then
+        fields[#fields + 1] = 'segments'
+        fields[#fields + 1] = segments
+    end
+    if redis.call('EXISTS', stream_key) == 0 then
+        -- A new or lost stream starts a new epoch: cursors into the old one are void.
+        local t = redis.call('TIME')
+        redis.call('SET', base .. 'epoch', t[1] .. string.format('%06d', tonumber(t[2])))
+    end
+    local id = redis.call('XADD', stream_key, '*', unpack(fields))
+
+    local function set(name, new)
+        if state[name] ~= new or state['since_' .. name] == nil then
+            state['since_' .. name] = now
+        end
+        state[name] = new
+    end
+    if CONNECTION_AFTER[value] then
+        set('connection', CONNECTION_AFTER[value])
+        if value == 'connected' then
+            state.session = session
+            set('activity', 'idle')
+        end
+        if segments then state.segments = segments end
+    elseif ACTIVITY_AFTER[value] then
+        set('activity', ACTIVITY_AFTER[value])
+    else
+        set('status', value)
+    end
+    state.version = id
+    if not routable(state) then
+        state.idle_since = nil
+    elseif not was_routable then
+        state.idle_since = now
+    end
+    local event = { id = id, ts = now, agent = agent, session = session or '', type = kind,
+        value = value, reason = reason or '' }
+    if segments then event.segments = segments end
+    changes[#changes + 1] = { event = event, state = snapshot() }
+end
+
+local function online() return state.connection == 'online' end
+
+-- A console may only act for the session it holds: after a replacement the old
+-- socket lingers until it is closed, and must not record anything.
+local function stale()
+    return conn ~= '' and state.conn ~= conn
+end
+
+local result = { ok = true }
+
+if op == 'hello' then
+    if args.status and not allowed[args.status] then
+        return refuse('unknown-status', args.status .. ' is not one of the company\'s statuses')
+    end
+    local resumable = false
+    if args.session and args.session == state.session then
+        resumable = redis.call('HGET', base .. 'session:' .. args.session, 'agent') == agent
+    end
+    local segments = table.concat(args.segments, ',')
+    if resumable then
+        if online() then
+            result.replaced_conn = state.conn
+            emit('status-changed', 'disconnected', 'connection-replaced', state.session)
+        end
+        emit('status-changed', 'reconnected', nil, state.session, segments)
+        redis.call('PERSIST', base .. 'session:' .. state.session)
+    else
+        if online() then
+            result.replaced_conn = state.conn
+            emit('status-changed', 'disconnected', 'session-replaced', state.session)
+        end
+        if state.session then redis.call('DEL', base .. 'session:' .. state.session) end
+        local session = args.new_session
+        emit('status-changed', 'connected', nil, session, segments)
+        local initial, kind = initial_status, 'status-changed'
+        if args.status then initial, kind = args.status, 'status-changed-user' end
+        if initial ~= state.status then emit(kind, initial, nil, session) end
+        redis.call('HSET', base .. 'session:' .. session, 'agent', agent)
+        redis.call('SADD', base .. 'agents', agent)
+    end
+    result.session = state.session
+    result.resumed = resumable
+    state.conn = conn
+else
+    if state.version == nil then
+        return refuse('not-found', 'this agent has never connected')
+    end
+    if stale() then return refuse('stale-connection', 'this connection no longer holds the session') end
+    local value = args.value or args.reason
+    local function invalid(why) return refuse('invalid-transition', value .. ': ' .. why) end
+
+    if op == 'disconnect' then
+        if not online() then return invalid('the agent is not online') end
+        emit('status-changed', 'disconnected', args.reason, state.session)
+        local session_key = base .. 'session:' .. state.session
+        if args.end_session then
+            redis.call('DEL', session_key)
+        else
+            redis.call('EXPIRE', session_key, args.session_ttl)
+        end
+        state.conn = nil
+    elseif op == 'status' then
+        if not allowed[value] then
+            return refuse('unknown-status', value .. ' is not one of the company\'s statuses')
+        end
+        if args.by_user and not online() then return invalid('the agent is not online') end
+        if value ~= state.status then
+            emit(args.by_user and 'status-changed-user' or 'status-changed', value, nil, state.session)
+        end
+    elseif op == 'activity' then
+        local activity = state.activity
+        if value == 'in-call' then
+            if not (online() and (activity == 'idle' or activity == 'occupying')) then
+                return invalid('the agent must be online and idle or occupied')
+            end
+        elseif value == 'end-call' then
+            if activity ~= 'in-call' then return invalid('the agent is not in a call') end
+        elseif value == 'dismiss' then
+            if not online() then return invalid('the agent is not online') end
+        elseif value == 'meeting' then
+            if not (online() and activity == 'idle') then
+                return invalid('the agent must be online and idle')
+            end
+        elseif value == 'meeting-end' then
+            if activity ~= 'meeting' then return invalid('the agent is not in a meeting') end
+        else
+            return refuse('bad-request', value .. ' is not an activity')
+        end
+        emit('status-changed', value, nil, state.session)
+    elseif op == 'acd' then
+        if (value == 'occupying' or value == 'releasing') and acd_mode ~= 'circular' then
+            return refuse('acd-mode', value .. ' needs acd_mode circular')
+        end
+        if value == 'occupying' then
+            if not routable(state) then return invalid('the agent is not routable') end
+            emit('acd', value, nil, state.session)
+        elseif value == 'releasing' then
+            if state.activity ~= 'occupying' then return invalid('the agent is not occupied') end
+            emit('acd', value, args.reason, state.session)
+        elseif value == 'timeout' then
+            if not (online() or state.activity == 'occupying') then
+                return invalid('the agent is neither online nor occupied')
+            end
+            emit('acd', value, nil, state.session)
+            if timeout_status and timeout_status ~= state.status then
+                emit('status-changed', timeout_status, nil, state.session)
+            end
+        else
+            return refuse('bad-request', value .. ' is not an ACD action')
+        end
+    else
+        return refuse('bad-request', 'unknown op ' .. op)
+    end
+end
+
+-- Persist the state and keep the routable indexes (all agents, and per segment)
+-- scored by idle_since, so the ACD finds the longest idle agent in O(log n).
+local stored = {}
+for _, name in ipairs(FIELDS) do
+    if state[name] then
+        stored[#stored + 1] = name
+        stored[#stored + 1] = state[name]
+    end
+end
+redis.call('DEL', agent_key)
+redis.call('HSET', agent_key, unpack(stored))
+
+local idle_key = base .. 'idle'
+for _, segment in ipairs(split(before.segments)) do redis.call('ZREM', idle_key .. ':' .. segment, agent) end
+if routable(state) then
+    redis.call('ZADD', idle_key, state.idle_since, agent)
+    for _, segment in ipairs(split(state.segments)) do
+        redis.call('ZADD', idle_key .. ':' .. segment, state.idle_since, agent)
+    end
+else
+    redis.call('ZREM', idle_key, agent)
+    for _, segment in ipairs(split(state.segments)) do redis.call('ZREM', idle_key .. ':' .. segment, agent) end
+end
+
+result.changes = changes
+result.agent = agent
+local encoded = cjson.encode(result)
+if #changes > 0 then redis.call('PUBLISH', base .. 'changes', encoded) end
+return encoded

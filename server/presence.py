@@ -1,0 +1,403 @@
+"""The agent state machine (spec §2–§3): pure functions over plain data.
+
+A change is *decided* against the current state, giving the events it causes
+or a :class:`Refused` with the spec's code; each event then *evolves* the
+state. Replaying a company's log is a fold of :func:`evolve`, which is how the
+tests check that the store serves exactly what its log says::
+
+    events = decide(state, SetStatus("break", by_user=True), config, now=ts)
+    for event in events:
+        state = evolve(state, event)
+
+The Redis script ``lua/apply.lua`` enforces the same rules atomically in the
+store; ``tests/test_transitions.py`` runs one table of cases through both.
+
+Nothing here reads the clock, touches I/O or knows about sessions' time to
+live or which socket holds a session: those belong to the store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from client_sdk.protocol import ACD_VALUES, DEFAULT_STATUSES, ErrorCode
+from server.errors import Refused
+
+__all__ = [
+    "SYSTEM_CHANGED",
+    "USER_CHANGED",
+    "Acd",
+    "Activity",
+    "AgentState",
+    "CompanyConfig",
+    "Connect",
+    "Disconnect",
+    "Event",
+    "Refused",
+    "Resume",
+    "SetStatus",
+    "decide",
+    "evolve",
+    "replay",
+]
+
+# Event types (the seed's "Tipo").
+SYSTEM_CHANGED: Final = "status-changed"
+USER_CHANGED: Final = "status-changed-user"
+ACD: Final = "acd"
+
+ONLINE: Final = "online"
+OFFLINE: Final = "offline"
+
+#: What each activity-driving value sets the agent's activity to.
+ACTIVITY_AFTER: Final[Mapping[str, str]] = {
+    "occupying": "occupying",
+    "releasing": "idle",
+    "timeout": "idle",
+    "in-call": "in-call",
+    "end-call": "idle",
+    "dismiss": "idle",
+    "meeting": "meeting",
+    "meeting-end": "idle",
+}
+CONNECTION_AFTER: Final[Mapping[str, str]] = {
+    "connected": ONLINE,
+    "reconnected": ONLINE,
+    "disconnected": OFFLINE,
+}
+
+#: Why a connection ended (the seed's "Razón de desconexión").
+DISCONNECT_REASONS: Final = frozenset(
+    {
+        "client-closed",
+        "transport-closed",
+        "heartbeat-timeout",
+        "session-replaced",
+        "connection-replaced",
+        "kicked",
+        "server-shutdown",
+        "server-lost",
+        "protocol-error",
+        "token-expired",
+        "rate-limited",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CompanyConfig:
+    """The settings of one company that the rules read (spec §6 ``config``)."""
+
+    acd_mode: Literal["circular", "broadcast"] = "circular"
+    statuses: tuple[str, ...] = DEFAULT_STATUSES
+    initial_status: str = "busy"
+    timeout_status: str | None = None
+
+    def allows(self, status: str) -> bool:
+        return status == "available" or status in self.statuses
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of the company's log."""
+
+    ts: int
+    agent: str
+    session: str | None
+    type: str
+    value: str
+    reason: str | None = None
+    #: The agent's segments, carried by ``connected``/``reconnected`` so the log
+    #: alone rebuilds the state.
+    segments: tuple[str, ...] | None = None
+    #: The stream entry id; ``None`` until the store has appended it.
+    id: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        wire: dict[str, Any] = {
+            "id": self.id,
+            "ts": self.ts,
+            "agent": self.agent,
+            "session": self.session,
+            "type": self.type,
+            "value": self.value,
+            "reason": self.reason,
+        }
+        if self.segments is not None:
+            wire["segments"] = list(self.segments)
+        return wire
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """What the server serves for one agent (spec §2)."""
+
+    agent: str
+    session: str | None = None
+    connection: str = OFFLINE
+    status: str | None = None
+    activity: str = "idle"
+    segments: tuple[str, ...] = ()
+    since: Mapping[str, int | None] = field(
+        default_factory=lambda: {"connection": None, "status": None, "activity": None}
+    )
+    idle_since: int | None = None
+    version: str | None = None
+
+    @property
+    def routable(self) -> bool:
+        return self.connection == ONLINE and self.status == "available" and self.activity == "idle"
+
+    @property
+    def online(self) -> bool:
+        return self.connection == ONLINE
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "session": self.session,
+            "connection": self.connection,
+            "status": self.status,
+            "activity": self.activity,
+            "routable": self.routable,
+            "segments": list(self.segments),
+            "since": dict(self.since),
+            "idle_since": self.idle_since,
+            "version": self.version,
+        }
+
+
+# Changes: what someone asks for. ``decide`` turns one into events.
+
+
+@dataclass(frozen=True, slots=True)
+class Connect:
+    """A console opens a new session."""
+
+    session: str
+    segments: tuple[str, ...] = ()
+    #: The status the console asked for in ``hello``, if any.
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """A console comes back to a session the store still holds as resumable."""
+
+    session: str
+    segments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnect:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetStatus:
+    value: str
+    #: The agent by hand (``status-changed-user``) or the system/a supervisor.
+    by_user: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """A call activity from the console or the call platform."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Acd:
+    value: str
+    reason: str | None = None
+
+
+Change = Connect | Resume | Disconnect | SetStatus | Activity | Acd
+
+
+def decide(state: AgentState, change: Change, config: CompanyConfig, now: int) -> list[Event]:
+    """The events ``change`` causes for an agent in ``state``.
+
+    A never-seen agent is ``AgentState(agent)``, whose ``version`` is ``None``.
+
+    Raises :class:`Refused` when a precondition of the spec §3 table fails. An
+    empty list means the change is allowed but changes nothing (a status set to
+    what it already is).
+    """
+    match change:
+        case Connect():
+            return _connect(state, change, config, now)
+        case Resume():
+            return _resume(state, change, now)
+    if state.version is None:
+        raise Refused(ErrorCode.NOT_FOUND, "this agent has never connected")
+    agent, session = state.agent, state.session
+
+    def event(kind: str, value: str, reason: str | None = None) -> Event:
+        return Event(now, agent, session, kind, value, reason)
+
+    match change:
+        case Disconnect(reason):
+            if reason not in DISCONNECT_REASONS:
+                raise Refused(ErrorCode.BAD_REQUEST, f"unknown disconnect reason {reason!r}")
+            _require(state.online, "disconnected", "the agent is not online")
+            return [event(SYSTEM_CHANGED, "disconnected", reason)]
+        case SetStatus(value, by_user):
+            _check_status(value, config)
+            if by_user:
+                _require(state.online, value, "the agent is not online")
+            if value == state.status:
+                return []
+            return [event(USER_CHANGED if by_user else SYSTEM_CHANGED, value)]
+        case Activity(value):
+            _require_activity(state, value)
+            return [event(SYSTEM_CHANGED, value)]
+        case Acd(value, reason):
+            return _acd(state, value, reason, config, event)
+    raise AssertionError(f"unknown change {change!r}")  # pragma: no cover
+
+
+def _connect(state: AgentState, change: Connect, config: CompanyConfig, now: int) -> list[Event]:
+    if change.status is not None:
+        _check_status(change.status, config)
+    agent = state.agent
+    events = []
+    if state.online:
+        # Invariant 2: the old session goes offline, and ends, before the new one starts.
+        events.append(
+            Event(
+                now, state.agent, state.session, SYSTEM_CHANGED, "disconnected", "session-replaced"
+            )
+        )
+    events.append(
+        Event(now, agent, change.session, SYSTEM_CHANGED, "connected", segments=change.segments)
+    )
+    if change.status is not None:
+        initial, kind = change.status, USER_CHANGED
+    else:
+        initial, kind = config.initial_status, SYSTEM_CHANGED
+    if initial != state.status:
+        events.append(Event(now, agent, change.session, kind, initial))
+    return events
+
+
+def _resume(state: AgentState, change: Resume, now: int) -> list[Event]:
+    if state.session != change.session:
+        raise Refused(ErrorCode.INVALID_TRANSITION, "that session is not this agent's")
+    events = []
+    if state.online:
+        events.append(
+            Event(
+                now,
+                state.agent,
+                state.session,
+                SYSTEM_CHANGED,
+                "disconnected",
+                "connection-replaced",
+            )
+        )
+    events.append(
+        Event(
+            now, state.agent, state.session, SYSTEM_CHANGED, "reconnected", segments=change.segments
+        )
+    )
+    return events
+
+
+def _acd(
+    state: AgentState,
+    value: str,
+    reason: str | None,
+    config: CompanyConfig,
+    event: Callable[..., Event],
+) -> list[Event]:
+    if value not in ACD_VALUES:
+        raise Refused(ErrorCode.BAD_REQUEST, f"{value!r} is not an ACD action")
+    if value in ("occupying", "releasing") and config.acd_mode != "circular":
+        raise Refused(ErrorCode.ACD_MODE, f"{value} needs acd_mode circular")
+    if value == "occupying":
+        _require(state.routable, value, "the agent is not routable")
+        return [event(ACD, value)]
+    if value == "releasing":
+        _require(state.activity == "occupying", value, "the agent is not occupied")
+        return [event(ACD, value, reason)]
+    # timeout
+    _require(
+        state.online or state.activity == "occupying",
+        value,
+        "the agent is neither online nor occupied",
+    )
+    events = [event(ACD, value)]
+    if config.timeout_status is not None and config.timeout_status != state.status:
+        events.append(event(SYSTEM_CHANGED, config.timeout_status))
+    return events
+
+
+def _require_activity(state: AgentState, value: str) -> None:
+    if value == "in-call":
+        _require(
+            state.online and state.activity in ("idle", "occupying"),
+            value,
+            "the agent must be online and idle or occupied",
+        )
+    elif value == "end-call":
+        _require(state.activity == "in-call", value, "the agent is not in a call")
+    elif value == "dismiss":
+        _require(state.online, value, "the agent is not online")
+    elif value == "meeting":
+        _require(
+            state.online and state.activity == "idle", value, "the agent must be online and idle"
+        )
+    elif value == "meeting-end":
+        _require(state.activity == "meeting", value, "the agent is not in a meeting")
+    else:
+        raise Refused(ErrorCode.BAD_REQUEST, f"{value!r} is not an activity")
+
+
+def _check_status(value: str, config: CompanyConfig) -> None:
+    if not config.allows(value):
+        raise Refused(ErrorCode.UNKNOWN_STATUS, f"{value!r} is not one of the company's statuses")
+
+
+def _require(condition: bool, value: str, why: str) -> None:
+    if not condition:
+        raise Refused(ErrorCode.INVALID_TRANSITION, f"{value}: {why}")
+
+
+def evolve(state: AgentState, event: Event) -> AgentState:
+    """The state after ``event``."""
+    since = dict(state.since)
+    changes: dict[str, Any] = {"version": event.id}
+    if event.value in CONNECTION_AFTER:
+        changes["connection"] = CONNECTION_AFTER[event.value]
+        if event.value == "connected":
+            changes["session"] = event.session
+            changes["activity"] = "idle"
+        if event.segments is not None:
+            changes["segments"] = event.segments
+    elif event.value in ACTIVITY_AFTER:
+        changes["activity"] = ACTIVITY_AFTER[event.value]
+    else:
+        changes["status"] = event.value
+    for name in ("connection", "status", "activity"):
+        if name in changes and (changes[name] != getattr(state, name) or since[name] is None):
+            since[name] = event.ts
+    changes["since"] = since
+    after = dataclasses.replace(state, **changes)
+    if not after.routable:
+        after = dataclasses.replace(after, idle_since=None)
+    elif not state.routable:
+        after = dataclasses.replace(after, idle_since=event.ts)
+    return after
+
+
+def replay(events: Iterable[Event]) -> dict[str, AgentState]:
+    """Every agent's state after a company's log, in order."""
+    states: dict[str, AgentState] = {}
+    for event in events:
+        states[event.agent] = evolve(states.get(event.agent) or AgentState(event.agent), event)
+    return states

@@ -1,0 +1,295 @@
+"""The Redis store: the only module that knows key names and runs commands.
+
+Layout, for a key prefix ``P`` (``presence:`` by default) and company ``C``;
+every key carries the ``{C}`` hash tag so one company lives in one cluster slot:
+
+=========================  ======  ==================================================
+key                        type    holds
+=========================  ======  ==================================================
+``P{C}:events``            stream  the log: one entry per event, fields ``ts agent
+                                   session type value reason`` (+ ``segments`` on
+                                   ``connected``/``reconnected``); ``reason`` and
+                                   ``session`` are ``""`` when null
+``P{C}:epoch``             string  changes whenever the stream is (re)created
+``P{C}:agent:<agent>``     hash    the agent's state (spec §2) and the connection
+                                   holding its session (``conn``)
+``P{C}:session:<id>``      hash    ``agent``; exists while the session is resumable,
+                                   expires ``session_ttl`` after a disconnect
+``P{C}:idle``              zset    routable agents scored by ``idle_since``
+``P{C}:idle:<segment>``    zset    the same, per segment
+``P{C}:agents``            set     every agent ever seen
+``P{C}:config``            hash    the company's settings (defaults when absent)
+``P{C}:changes``           pubsub  every applied change as JSON, for other instances
+=========================  ======  ==================================================
+
+Writes go through ``lua/apply.lua`` only, so each change is atomic: precondition,
+state, log, indexes and publication together.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Final
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from client_sdk.protocol import DEFAULT_STATUSES, ErrorCode
+from server.errors import Refused, StaleConnection, StoreUnavailable
+from server.presence import AgentState, CompanyConfig, Event
+
+__all__ = ["Outcome", "Store", "new_session_id", "parse_changes"]
+
+_CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def new_session_id(now_ms: int | None = None) -> str:
+    """A ULID: 48 bits of milliseconds then 80 random bits, sortable by creation."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    number = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one applied change did: its events, each with the state after it."""
+
+    agent: str
+    changes: list[tuple[Event, AgentState]]
+    session: str | None = None
+    resumed: bool = False
+    #: The connection that held this agent's session until this change, if any.
+    replaced_conn: str | None = None
+
+    @property
+    def state(self) -> AgentState | None:
+        return self.changes[-1][1] if self.changes else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)
+
+
+def state_from_fields(fields: dict[str, Any]) -> AgentState:
+    """An :class:`AgentState` from the agent hash (or the script's snapshot of it)."""
+    segments = fields.get("segments") or ""
+    return AgentState(
+        agent=fields["agent"],
+        session=fields.get("session") or None,
+        connection=fields.get("connection") or "offline",
+        status=fields.get("status") or None,
+        activity=fields.get("activity") or "idle",
+        segments=tuple(segments.split(",")) if segments else (),
+        since={
+            "connection": _opt_int(fields.get("since_connection")),
+            "status": _opt_int(fields.get("since_status")),
+            "activity": _opt_int(fields.get("since_activity")),
+        },
+        idle_since=_opt_int(fields.get("idle_since")),
+        version=fields.get("version") or None,
+    )
+
+
+def event_from_fields(entry_id: str, fields: dict[str, Any]) -> Event:
+    """An :class:`Event` from a stream entry (or the script's copy of one)."""
+    segments = fields.get("segments")
+    return Event(
+        id=entry_id,
+        ts=int(fields["ts"]),
+        agent=fields["agent"],
+        session=fields.get("session") or None,
+        type=fields["type"],
+        value=fields["value"],
+        reason=fields.get("reason") or None,
+        segments=None if segments is None else tuple(s for s in segments.split(",") if s),
+    )
+
+
+def parse_changes(payload: dict[str, Any]) -> list[tuple[Event, AgentState]]:
+    """The ``changes`` of a script result or a published message."""
+    # cjson encodes an empty Lua table as {}: no changes.
+    return [
+        (
+            event_from_fields(change["event"]["id"], change["event"]),
+            state_from_fields(change["state"]),
+        )
+        for change in payload.get("changes") or ()
+    ]
+
+
+@dataclass(slots=True)
+class Store:
+    """Presence data in Redis, for any number of server instances."""
+
+    redis: aioredis.Redis
+    prefix: str = "presence:"
+    _apply: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        source = resources.files("server").joinpath("lua/apply.lua").read_text()
+        # register_script loads by SHA and retries with the source on NOSCRIPT,
+        # which is what a restarted (or failed over) Redis answers.
+        self._apply = self.redis.register_script(source)
+
+    # Key names (the module docstring is the map).
+
+    def company_prefix(self, company: str) -> str:
+        return f"{self.prefix}{{{company}}}:"
+
+    def stream_key(self, company: str) -> str:
+        return self.company_prefix(company) + "events"
+
+    def agent_key(self, company: str, agent: str) -> str:
+        return self.company_prefix(company) + "agent:" + agent
+
+    def changes_channel(self, company: str) -> str:
+        return self.company_prefix(company) + "changes"
+
+    def changes_pattern(self) -> str:
+        """Every company's changes channel, for PSUBSCRIBE."""
+        return self.prefix + "{*}:changes"
+
+    def company_of_channel(self, channel: str) -> str:
+        return channel[len(self.prefix) + 1 : channel.index("}:", len(self.prefix))]
+
+    # Writes.
+
+    async def _run(
+        self, op: str, company: str, agent: str, now: int, conn: str, args: dict[str, Any]
+    ) -> Outcome:
+        # cjson turns JSON null into a sentinel rather than nil: leave absent keys out.
+        encoded_args = json.dumps({k: v for k, v in args.items() if v is not None})
+        try:
+            raw = await self._apply(
+                keys=[self.company_prefix(company)],
+                args=[op, agent, str(now), conn, encoded_args],
+            )
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        result = json.loads(raw)
+        if "error" in result:
+            if result["error"] == "stale-connection":
+                raise StaleConnection(result["message"])
+            raise Refused(ErrorCode(result["error"]), result["message"])
+        return Outcome(
+            agent=agent,
+            changes=parse_changes(result),
+            session=result.get("session"),
+            resumed=bool(result.get("resumed")),
+            replaced_conn=result.get("replaced_conn"),
+        )
+
+    async def hello(
+        self,
+        company: str,
+        agent: str,
+        *,
+        conn: str,
+        now: int,
+        session: str | None = None,
+        segments: tuple[str, ...] = (),
+        status: str | None = None,
+    ) -> Outcome:
+        """Resume ``session`` if it is this agent's and resumable, else start a new one."""
+        args = {
+            "session": session,
+            "new_session": new_session_id(now),
+            "segments": list(segments),
+            "status": status,
+        }
+        return await self._run("hello", company, agent, now, conn, args)
+
+    async def disconnect(
+        self,
+        company: str,
+        agent: str,
+        *,
+        reason: str,
+        now: int,
+        conn: str = "",
+        end_session: bool = False,
+        session_ttl: int = 120,
+    ) -> Outcome:
+        args = {"reason": reason, "end_session": end_session, "session_ttl": session_ttl}
+        return await self._run("disconnect", company, agent, now, conn, args)
+
+    async def set_status(
+        self, company: str, agent: str, value: str, *, by_user: bool, now: int, conn: str = ""
+    ) -> Outcome:
+        args = {"value": value, "by_user": by_user}
+        return await self._run("status", company, agent, now, conn, args)
+
+    async def activity(
+        self, company: str, agent: str, value: str, *, now: int, conn: str = ""
+    ) -> Outcome:
+        return await self._run("activity", company, agent, now, conn, {"value": value})
+
+    async def acd(
+        self, company: str, agent: str, value: str, *, now: int, reason: str | None = None
+    ) -> Outcome:
+        return await self._run("acd", company, agent, now, "", {"value": value, "reason": reason})
+
+    # Reads.
+
+    async def state(self, company: str, agent: str) -> AgentState | None:
+        fields = await self.redis.hgetall(self.agent_key(company, agent))
+        return state_from_fields(fields) if fields else None
+
+    async def states(self, company: str) -> dict[str, AgentState]:
+        agents = sorted(await self.redis.smembers(self.company_prefix(company) + "agents"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hgetall(self.agent_key(company, agent))
+            rows = await pipe.execute()
+        return {
+            agent: state_from_fields(row) for agent, row in zip(agents, rows, strict=True) if row
+        }
+
+    async def events(self, company: str, after: str = "-", count: int | None = None) -> list[Event]:
+        start = after if after == "-" else "(" + after
+        entries = await self.redis.xrange(self.stream_key(company), min=start, count=count)
+        return [event_from_fields(entry_id, fields) for entry_id, fields in entries]
+
+    async def session_resumable(self, company: str, session: str) -> bool:
+        return bool(await self.redis.exists(self.company_prefix(company) + "session:" + session))
+
+    async def config(self, company: str) -> CompanyConfig:
+        fields = await self.redis.hgetall(self.company_prefix(company) + "config")
+        statuses = (
+            tuple(status["value"] for status in json.loads(fields["statuses"]))
+            if "statuses" in fields
+            else DEFAULT_STATUSES
+        )
+        return CompanyConfig(
+            acd_mode=fields.get("acd_mode", "circular"),
+            statuses=statuses,
+            initial_status=fields.get("initial_status", "busy"),
+            timeout_status=fields.get("timeout_status") or None,
+        )
+
+    async def put_config(self, company: str, config: CompanyConfig) -> None:
+        """Store a company's settings (validated by the caller)."""
+        mapping = {
+            "acd_mode": config.acd_mode,
+            "statuses": json.dumps([{"value": s, "label": s} for s in config.statuses]),
+            "initial_status": config.initial_status,
+            "timeout_status": config.timeout_status or "",
+        }
+        await self.redis.hset(self.company_prefix(company) + "config", mapping=mapping)
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            return False
+
+
+def random_conn_id(instance: str) -> str:
+    """A connection id unique across instances: ``<instance>/<random>``."""
+    return f"{instance}/{secrets.token_hex(6)}"
