@@ -1,0 +1,253 @@
+"""Every row of spec §3, allowed and refused, through both implementations.
+
+The same table runs through the pure state machine (``server.presence``) and
+through the store's Lua script against a real Redis; both must give the same
+events (type, value, reason), the same refusal code, and the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from server.errors import Refused, StaleConnection
+from server.presence import (
+    Acd,
+    Activity,
+    AgentState,
+    Change,
+    CompanyConfig,
+    Connect,
+    Disconnect,
+    Resume,
+    SetStatus,
+    decide,
+    evolve,
+)
+from server.store import Store
+
+BROADCAST = CompanyConfig(acd_mode="broadcast")
+TIMEOUT_TO_BREAK = CompanyConfig(timeout_status="break")
+
+# Starting points, as the changes that lead there from a never-seen agent.
+NEVER: list[Change] = []
+ONLINE_BUSY: list[Change] = [Connect("s")]
+ROUTABLE = [*ONLINE_BUSY, SetStatus("available", by_user=True)]
+OCCUPYING = [*ROUTABLE, Acd("occupying")]
+IN_CALL = [*ROUTABLE, Activity("in-call")]
+MEETING = [*ROUTABLE, Activity("meeting")]
+OFFLINE = [*ROUTABLE, Disconnect("transport-closed")]
+OFFLINE_OCCUPYING = [*OCCUPYING, Disconnect("transport-closed")]
+OFFLINE_IN_CALL = [*IN_CALL, Disconnect("heartbeat-timeout")]
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    start: list[Change]
+    change: Change
+    #: (type, value, reason) of each event, or the refusal's code.
+    expect: list[tuple[str, str, str | None]] | str
+    config: CompanyConfig = field(default_factory=CompanyConfig)
+
+
+SC, USER, ACD = "status-changed", "status-changed-user", "acd"
+
+CASES = [
+    # connected: a new session, then the initial status where it differs.
+    Case("connected first time", NEVER, Connect("s2"), [(SC, "connected", None), (SC, "busy", None)]),
+    Case("connected asks a status", NEVER, Connect("s2", status="break"),
+         [(SC, "connected", None), (USER, "break", None)]),
+    Case("connected asks an unknown status", NEVER, Connect("s2", status="nap"), "unknown-status"),
+    Case("connected keeps an equal status", OFFLINE, Connect("s2", status="available"),
+         [(SC, "connected", None)]),
+    Case("connected resets the activity", OFFLINE_IN_CALL, Connect("s2"),
+         [(SC, "connected", None), (SC, "busy", None)]),
+    Case("connected replaces an online session", ROUTABLE, Connect("s2"),
+         [(SC, "disconnected", "session-replaced"), (SC, "connected", None), (SC, "busy", None)]),
+    # reconnected: the same session resumed.
+    Case("reconnected while offline", OFFLINE, Resume("s"), [(SC, "reconnected", None)]),
+    Case("reconnected keeps activity", OFFLINE_IN_CALL, Resume("s"), [(SC, "reconnected", None)]),
+    Case("reconnected over a live connection", ROUTABLE, Resume("s"),
+         [(SC, "disconnected", "connection-replaced"), (SC, "reconnected", None)]),
+    # disconnected
+    Case("disconnected while online", ROUTABLE, Disconnect("heartbeat-timeout"),
+         [(SC, "disconnected", "heartbeat-timeout")]),
+    Case("disconnected while offline", OFFLINE, Disconnect("client-closed"), "invalid-transition"),
+    # status by the agent
+    Case("user status", ONLINE_BUSY, SetStatus("available", by_user=True), [(USER, "available", None)]),
+    Case("user custom status", ROUTABLE, SetStatus("meal", by_user=True), [(USER, "meal", None)]),
+    Case("user status unchanged", ROUTABLE, SetStatus("available", by_user=True), []),
+    Case("user status offline", OFFLINE, SetStatus("break", by_user=True), "invalid-transition"),
+    Case("user status unknown", ROUTABLE, SetStatus("nap", by_user=True), "unknown-status"),
+    Case("user status of a never-seen agent", NEVER, SetStatus("break", by_user=True), "not-found"),
+    # status by the system or a supervisor: no precondition
+    Case("system status offline", OFFLINE, SetStatus("break", by_user=False), [(SC, "break", None)]),
+    Case("system status unknown", OFFLINE, SetStatus("nap", by_user=False), "unknown-status"),
+    Case("system status unchanged", ONLINE_BUSY, SetStatus("busy", by_user=False), []),
+    # occupying
+    Case("occupying routable", ROUTABLE, Acd("occupying"), [(ACD, "occupying", None)]),
+    Case("occupying not available", ONLINE_BUSY, Acd("occupying"), "invalid-transition"),
+    Case("occupying twice", OCCUPYING, Acd("occupying"), "invalid-transition"),
+    Case("occupying offline", OFFLINE, Acd("occupying"), "invalid-transition"),
+    Case("occupying in broadcast", ROUTABLE, Acd("occupying"), "acd-mode", BROADCAST),
+    # releasing
+    Case("releasing occupied", OCCUPYING, Acd("releasing", "client-abandoned"),
+         [(ACD, "releasing", "client-abandoned")]),
+    Case("releasing without reason", OCCUPYING, Acd("releasing"), [(ACD, "releasing", None)]),
+    Case("releasing not occupied", ROUTABLE, Acd("releasing"), "invalid-transition"),
+    Case("releasing in broadcast", ROUTABLE, Acd("releasing"), "acd-mode", BROADCAST),
+    # timeout
+    Case("timeout online", OCCUPYING, Acd("timeout"), [(ACD, "timeout", None)]),
+    Case("timeout occupied offline", OFFLINE_OCCUPYING, Acd("timeout"), [(ACD, "timeout", None)]),
+    Case("timeout offline idle", OFFLINE, Acd("timeout"), "invalid-transition"),
+    Case("timeout in broadcast", ROUTABLE, Acd("timeout"), [(ACD, "timeout", None)], BROADCAST),
+    Case("timeout sets timeout_status", OCCUPYING, Acd("timeout"),
+         [(ACD, "timeout", None), (SC, "break", None)], TIMEOUT_TO_BREAK),
+    Case("unknown ACD action", ROUTABLE, Acd("ringing"), "bad-request"),
+    # in-call / end-call
+    Case("in-call from idle", ROUTABLE, Activity("in-call"), [(SC, "in-call", None)]),
+    Case("in-call from occupying", OCCUPYING, Activity("in-call"), [(SC, "in-call", None)]),
+    Case("in-call from meeting", MEETING, Activity("in-call"), "invalid-transition"),
+    Case("in-call offline", OFFLINE, Activity("in-call"), "invalid-transition"),
+    Case("end-call", IN_CALL, Activity("end-call"), [(SC, "end-call", None)]),
+    Case("end-call offline in call", OFFLINE_IN_CALL, Activity("end-call"), [(SC, "end-call", None)]),
+    Case("end-call not in call", ROUTABLE, Activity("end-call"), "invalid-transition"),
+    # dismiss
+    Case("dismiss occupied", OCCUPYING, Activity("dismiss"), [(SC, "dismiss", None)]),
+    Case("dismiss idle", ROUTABLE, Activity("dismiss"), [(SC, "dismiss", None)]),
+    Case("dismiss offline", OFFLINE_OCCUPYING, Activity("dismiss"), "invalid-transition"),
+    # meeting / meeting-end
+    Case("meeting from idle", ROUTABLE, Activity("meeting"), [(SC, "meeting", None)]),
+    Case("meeting in call", IN_CALL, Activity("meeting"), "invalid-transition"),
+    Case("meeting offline", OFFLINE, Activity("meeting"), "invalid-transition"),
+    Case("meeting-end", MEETING, Activity("meeting-end"), [(SC, "meeting-end", None)]),
+    Case("meeting-end not in meeting", ROUTABLE, Activity("meeting-end"), "invalid-transition"),
+    Case("unknown activity", ROUTABLE, Activity("ringing"), "bad-request"),
+]
+
+NOW = 1_732_400_000_000
+
+
+def comparable(state: AgentState) -> dict[str, Any]:
+    """The state minus what each implementation names on its own (ids)."""
+    wire = state.to_wire()
+    del wire["version"], wire["session"]
+    return wire
+
+
+def run_pure(case: Case) -> tuple[list[tuple[str, str, str | None]] | str, AgentState]:
+    state = AgentState("a-1")
+    for step, change in enumerate([*case.start, case.change]):
+        now = NOW + step * 1000
+        try:
+            events = decide(state, change, case.config, now)
+        except Refused as refused:
+            assert step == len(case.start), f"setup step {change} refused: {refused}"
+            return refused.code.value, state
+        for number, event in enumerate(events):
+            # Stand-in ids: versions are compared for presence only.
+            state = evolve(state, _with_id(event, f"{now}-{number}"))
+    return [(e.type, e.value, e.reason) for e in events], state
+
+
+def _with_id(event: Any, entry_id: str) -> Any:
+    from dataclasses import replace
+
+    return replace(event, id=entry_id)
+
+
+async def run_store(store: Store, case: Case) -> tuple[list[tuple[str, str, str | None]] | str, AgentState]:
+    await store.put_config("acme", case.config)
+    conn_number = 0
+    session: str | None = None
+    outcome = None
+    for step, change in enumerate([*case.start, case.change]):
+        now = NOW + step * 1000
+        try:
+            match change:
+                case Connect(_, segments, status):
+                    conn_number += 1
+                    outcome = await store.hello(
+                        "acme", "a-1", conn=f"test/{conn_number}", now=now,
+                        segments=segments, status=status,
+                    )
+                    session = outcome.session
+                case Resume(_, segments):
+                    conn_number += 1
+                    outcome = await store.hello(
+                        "acme", "a-1", conn=f"test/{conn_number}", now=now,
+                        session=session, segments=segments,
+                    )
+                    assert outcome.resumed
+                case Disconnect(reason):
+                    # As the server does for a kick or a lost instance: whoever holds it.
+                    outcome = await store.disconnect("acme", "a-1", reason=reason, now=now)
+                case SetStatus(value, by_user):
+                    outcome = await store.set_status(
+                        "acme", "a-1", value, by_user=by_user, now=now
+                    )
+                case Activity(value):
+                    outcome = await store.activity("acme", "a-1", value, now=now)
+                case Acd(value, reason):
+                    outcome = await store.acd("acme", "a-1", value, now=now, reason=reason)
+        except Refused as refused:
+            assert step == len(case.start), f"setup step {change} refused: {refused}"
+            state = await store.state("acme", "a-1")
+            return refused.code.value, state or AgentState("a-1")
+    assert outcome is not None
+    stored = await store.state("acme", "a-1")
+    assert stored is not None
+    return [(e.type, e.value, e.reason) for e, _ in outcome.changes], stored
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_state_machine(case: Case) -> None:
+    result, _ = run_pure(case)
+    assert result == case.expect
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+async def test_redis_script_matches_state_machine(store: Store, case: Case) -> None:
+    result, state = await run_store(store, case)
+    assert result == case.expect
+    _, pure_state = run_pure(case)
+    assert comparable(state) == comparable(pure_state)
+    # The state each event was published with is the state the store now serves.
+
+
+async def test_store_state_is_the_replay_of_its_log(store: Store) -> None:
+    for case in CASES:
+        await run_store(store, case)  # every case on the same agent: a long, varied log
+    from server.presence import replay
+
+    replayed = replay(await store.events("acme"))
+    stored = await store.state("acme", "a-1")
+    assert stored is not None
+    assert replayed["a-1"] == stored
+
+
+async def test_default_config_agrees_with_the_script(store: Store) -> None:
+    """The script's built-in defaults are CompanyConfig's: a fresh company shows them."""
+    outcome = await store.hello("fresh", "a-1", conn="test/1", now=NOW)
+    assert [e.value for e, _ in outcome.changes] == ["connected", CompanyConfig().initial_status]
+    for status in CompanyConfig().statuses:
+        await store.set_status("fresh", "a-1", status, by_user=True, now=NOW, conn="test/1")
+    assert await store.config("fresh") == CompanyConfig()
+
+
+async def test_a_replaced_connection_can_no_longer_act(store: Store) -> None:
+    first = await store.hello("acme", "a-1", conn="test/1", now=NOW)
+    second = await store.hello("acme", "a-1", conn="test/2", now=NOW + 1, session=first.session)
+    assert second.resumed and second.replaced_conn == "test/1"
+    for stale_change in (
+        store.set_status("acme", "a-1", "break", by_user=True, now=NOW + 2, conn="test/1"),
+        store.activity("acme", "a-1", "meeting", now=NOW + 2, conn="test/1"),
+        store.disconnect("acme", "a-1", reason="transport-closed", now=NOW + 2, conn="test/1"),
+    ):
+        with pytest.raises(StaleConnection):
+            await stale_change
+    state = await store.state("acme", "a-1")
+    assert state is not None and state.online and state.status == "busy"
