@@ -27,6 +27,7 @@ from client_sdk.protocol import ACD_VALUES, DEFAULT_STATUSES, ErrorCode
 from server.errors import Refused
 
 __all__ = [
+    "DEFAULT_LABELS",
     "SYSTEM_CHANGED",
     "USER_CHANGED",
     "Acd",
@@ -85,6 +86,17 @@ DISCONNECT_REASONS: Final = frozenset(
         "rate-limited",
     }
 )
+
+
+#: The seed's labels for the default statuses.
+DEFAULT_LABELS: Final[Mapping[str, str]] = {
+    "busy": "Ocupado",
+    "break": "Descanso",
+    "bath": "Baño",
+    "meal": "Comida",
+    "gathering": "Reunión externa",
+    "training": "Capacitación",
+}
 
 
 @dataclass(frozen=True, slots=True)

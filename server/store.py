@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,7 +41,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from client_sdk.protocol import DEFAULT_STATUSES, ErrorCode
 from server.errors import Refused, StaleConnection, StoreUnavailable
-from server.presence import AgentState, CompanyConfig, Event
+from server.presence import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
 __all__ = ["Outcome", "Store", "new_session_id", "parse_changes"]
 
@@ -64,8 +63,10 @@ class Outcome:
     changes: list[tuple[Event, AgentState]]
     session: str | None = None
     resumed: bool = False
-    #: The connection that held this agent's session until this change, if any.
-    replaced_conn: str | None = None
+    #: The connection whose hold on the session this change ended, if any.
+    ended_conn: str | None = None
+    #: The script's result as published to every instance.
+    published: dict[str, Any] = field(default_factory=dict)
 
     @property
     def state(self) -> AgentState | None:
@@ -129,6 +130,8 @@ class Store:
 
     redis: aioredis.Redis
     prefix: str = "presence:"
+    #: This server instance's id, published with its changes.
+    instance: str = ""
     _apply: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -168,7 +171,7 @@ class Store:
         try:
             raw = await self._apply(
                 keys=[self.company_prefix(company)],
-                args=[op, agent, str(now), conn, encoded_args],
+                args=[op, agent, str(now), conn, encoded_args, self.instance],
             )
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(str(exc)) from exc
@@ -182,7 +185,8 @@ class Store:
             changes=parse_changes(result),
             session=result.get("session"),
             resumed=bool(result.get("resumed")),
-            replaced_conn=result.get("replaced_conn"),
+            ended_conn=result.get("ended_conn"),
+            published=result,
         )
 
     async def hello(
@@ -259,6 +263,14 @@ class Store:
     async def session_resumable(self, company: str, session: str) -> bool:
         return bool(await self.redis.exists(self.company_prefix(company) + "session:" + session))
 
+    async def status_list(self, company: str) -> list[dict[str, str]]:
+        """The company's custom statuses with their labels, as consoles show them."""
+        stored = await self.redis.hget(self.company_prefix(company) + "config", "statuses")
+        if stored is None:
+            return [{"value": value, "label": DEFAULT_LABELS[value]} for value in DEFAULT_STATUSES]
+        statuses: list[dict[str, str]] = json.loads(stored)
+        return statuses
+
     async def config(self, company: str) -> CompanyConfig:
         fields = await self.redis.hgetall(self.company_prefix(company) + "config")
         statuses = (
@@ -277,7 +289,9 @@ class Store:
         """Store a company's settings (validated by the caller)."""
         mapping = {
             "acd_mode": config.acd_mode,
-            "statuses": json.dumps([{"value": s, "label": s} for s in config.statuses]),
+            "statuses": json.dumps(
+                [{"value": s, "label": DEFAULT_LABELS.get(s, s)} for s in config.statuses]
+            ),
             "initial_status": config.initial_status,
             "timeout_status": config.timeout_status or "",
         }
@@ -288,8 +302,3 @@ class Store:
             return bool(await self.redis.ping())
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return False
-
-
-def random_conn_id(instance: str) -> str:
-    """A connection id unique across instances: ``<instance>/<random>``."""
-    return f"{instance}/{secrets.token_hex(6)}"

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import uvicorn
 
+from server.app import create_app, uvicorn_config
+from server.auth import issue
+from server.config import Settings
 from server.store import Store
 from tests.redis_server import test_redis_url
+from tests.timing import seconds
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +48,68 @@ async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredi
 @pytest.fixture
 def store(redis_client: aioredis.Redis, key_prefix: str) -> Store:
     return Store(redis_client, prefix=key_prefix)
+
+
+@dataclass
+class RunningServer:
+    """A server instance on a free port, its secret, and a way to mint tokens."""
+
+    settings: Settings
+    secret: str
+    port: int
+
+    @property
+    def agent_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/agent"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def token(
+        self,
+        sub: str,
+        *,
+        company: str = "acme",
+        role: str = "agent",
+        segments: tuple[str, ...] = (),
+        ttl: int = 3600,
+    ) -> str:
+        return issue(self.secret, company=company, sub=sub, role=role, segments=segments,
+                     ttl=ttl, now=int(time.time()))
+
+
+@pytest.fixture
+async def start_server(
+    redis_url: str, key_prefix: str, redis_client: aioredis.Redis
+) -> AsyncIterator[Callable[..., Awaitable[RunningServer]]]:
+    """Start uvicorn in this event loop on port 0; stopped after the test."""
+    running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
+
+    async def start(**overrides: Any) -> RunningServer:
+        settings = Settings(key_prefix=key_prefix, **overrides)
+        secret = f"test-secret-{key_prefix}-{'x' * 32}"
+        app = create_app(settings, redis_url=redis_url, secret=secret)
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
+        running.append((server, task))
+        async with asyncio.timeout(seconds(10)):
+            while not server.started:
+                if task.done():
+                    task.result()
+                await asyncio.sleep(0.01)  # uvicorn offers no startup event to await
+        return RunningServer(settings, secret, sock.getsockname()[1])
+
+    yield start
+    for server, task in running:
+        server.should_exit = True
+    for _, task in running:
+        await asyncio.wait_for(task, seconds(15))
+
+
+@pytest.fixture
+async def server(start_server: Callable[..., Awaitable[RunningServer]]) -> RunningServer:
+    """A server with short heartbeat settings, so liveness tests stay quick."""
+    return await start_server(ping_interval=seconds(0.5), ping_timeout=seconds(0.5))

@@ -241,7 +241,7 @@ async def test_default_config_agrees_with_the_script(store: Store) -> None:
 async def test_a_replaced_connection_can_no_longer_act(store: Store) -> None:
     first = await store.hello("acme", "a-1", conn="test/1", now=NOW)
     second = await store.hello("acme", "a-1", conn="test/2", now=NOW + 1, session=first.session)
-    assert second.resumed and second.replaced_conn == "test/1"
+    assert second.resumed and second.ended_conn == "test/1"
     for stale_change in (
         store.set_status("acme", "a-1", "break", by_user=True, now=NOW + 2, conn="test/1"),
         store.activity("acme", "a-1", "meeting", now=NOW + 2, conn="test/1"),

@@ -11,16 +11,19 @@
 -- ARGV[2] - agent id
 -- ARGV[3] - now, integer milliseconds since the epoch, as a decimal string
 -- ARGV[4] - the connection asking ("" when not a console: ACD, supervisor, server)
+-- ARGV[6] - the instance applying it (pub/sub listeners skip their own changes)
 -- ARGV[5] - JSON arguments of the op:
 --           hello:      {session?, new_session, segments[], status?}
 --           disconnect: {reason, end_session, session_ttl}
 --           status:     {value, by_user}
 --           activity:   {value}      acd: {value, reason?}
--- Returns a JSON map: {ok = true, changes = [{event, state}], session, resumed,
--- replaced_conn} or {error = code, message = text}.
+-- Returns, and publishes when anything changed, a JSON map: {ok = true, agent,
+-- changes = [{event, state}], session, resumed, origin (ARGV[4]), instance
+-- (ARGV[6]), ended_conn (the connection whose hold on the session this change
+-- ended)} or {error = code, message = text}.
 
 local base = KEYS[1]
-local op, agent, now, conn = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local op, agent, now, conn, instance = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local args = cjson.decode(ARGV[5])
 
 local agent_key = base .. 'agent:' .. agent
@@ -59,10 +62,7 @@ local function load_state()
 end
 
 local state = load_state()
-local before = {
-    segments = state.segments,
-    conn = state.conn,
-}
+local segments_before = state.segments
 
 local function routable(s)
     return s.connection == 'online' and s.status == 'available' and s.activity == 'idle'
@@ -162,14 +162,14 @@ if op == 'hello' then
     local segments = table.concat(args.segments, ',')
     if resumable then
         if online() then
-            result.replaced_conn = state.conn
+            result.ended_conn = state.conn
             emit('status-changed', 'disconnected', 'connection-replaced', state.session)
         end
         emit('status-changed', 'reconnected', nil, state.session, segments)
         redis.call('PERSIST', base .. 'session:' .. state.session)
     else
         if online() then
-            result.replaced_conn = state.conn
+            result.ended_conn = state.conn
             emit('status-changed', 'disconnected', 'session-replaced', state.session)
         end
         if state.session then redis.call('DEL', base .. 'session:' .. state.session) end
@@ -194,6 +194,7 @@ else
 
     if op == 'disconnect' then
         if not online() then return invalid('the agent is not online') end
+        result.ended_conn = state.conn
         emit('status-changed', 'disconnected', args.reason, state.session)
         local session_key = base .. 'session:' .. state.session
         if args.end_session then
@@ -269,7 +270,7 @@ redis.call('DEL', agent_key)
 redis.call('HSET', agent_key, unpack(stored))
 
 local idle_key = base .. 'idle'
-for _, segment in ipairs(split(before.segments)) do redis.call('ZREM', idle_key .. ':' .. segment, agent) end
+for _, segment in ipairs(split(segments_before)) do redis.call('ZREM', idle_key .. ':' .. segment, agent) end
 if routable(state) then
     redis.call('ZADD', idle_key, state.idle_since, agent)
     for _, segment in ipairs(split(state.segments)) do
@@ -282,6 +283,8 @@ end
 
 result.changes = changes
 result.agent = agent
+result.origin = conn
+result.instance = instance
 local encoded = cjson.encode(result)
 if #changes > 0 then redis.call('PUBLISH', base .. 'changes', encoded) end
 return encoded

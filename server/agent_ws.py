@@ -1,0 +1,377 @@
+"""``/v1/agent``: one console's WebSocket (spec §4).
+
+A connection lives in three steps: ``hello`` (within ``hello_timeout``, with a
+token) opens or resumes the session; frames are answered in order, each
+``ack`` sent only once its event is in the stream; when the socket ends, the
+reason is recorded — unless another party already recorded it (a replacement,
+a kick), in which case this connection no longer holds the session and the
+store would refuse it anyway.
+
+Why a socket ended, and what is recorded:
+
+=====================================  ===================================
+the socket                             ``disconnected`` reason
+=====================================  ===================================
+``bye``                                ``client-closed``; the session ends
+close frame from the console           ``client-closed``; resumable
+no close frame (TCP lost)              ``transport-closed``
+no pong within ``ping_timeout``        ``heartbeat-timeout``
+oversize frame (1009), bad framing     ``protocol-error``
+token expired during the session       ``token-expired`` (close 4511)
+sustained flooding                     ``rate-limited`` (close 4129)
+=====================================  ===================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from typing import Any, Final
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from client_sdk.protocol import (
+    ACTIVITY_VALUES,
+    MSGPACK,
+    STATUS_VALUE,
+    SUBPROTOCOLS,
+    CloseCode,
+    ErrorCode,
+    FrameError,
+    decode,
+    encode,
+)
+from server.auth import Identity, TokenError, verify
+from server.errors import Refused, StaleConnection, StoreUnavailable
+from server.presence import AgentState, Event
+from server.ratelimit import RateLimiter, Verdict
+from server.runtime import Runtime
+from server.store import Outcome
+from server.wsproto import HEARTBEAT_TIMEOUT
+
+__all__ = ["agent_endpoint", "choose_subprotocol"]
+
+log = logging.getLogger("presence.agent")
+
+#: 1013 "try again later": the store is down, the console should reconnect.
+TRY_AGAIN_LATER: Final = 1013
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def choose_subprotocol(offered: list[str]) -> str:
+    """The first of the client's subprotocols the server speaks; msgpack if none."""
+    return next((name for name in offered if name in SUBPROTOCOLS), MSGPACK)
+
+
+def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
+    return not allowed or websocket.headers.get("origin") in allowed
+
+
+def bearer_token(websocket: WebSocket) -> str | None:
+    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def disconnect_reason(code: int, reason: str) -> str:
+    """The log's reason for a socket the console (or the network) ended."""
+    if (code, reason) == HEARTBEAT_TIMEOUT:
+        return "heartbeat-timeout"
+    if code == 1006:
+        return "transport-closed"
+    if code in (1002, 1003, 1007, 1009):
+        return "protocol-error"
+    return "client-closed"
+
+
+class ServerClosed(Exception):
+    """Raised inside a connection when the server ends it, with what to record."""
+
+    def __init__(self, code: int, reason: str, record: str | None) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.record = code, reason, record
+
+
+class AgentConnection:
+    """One console's socket, from ``hello`` to the recorded disconnection."""
+
+    def __init__(self, websocket: WebSocket, runtime: Runtime, subprotocol: str) -> None:
+        self.websocket = websocket
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.subprotocol = subprotocol
+        self.conn_id = f"{runtime.instance}/{secrets.token_hex(6)}"
+        self.company = ""
+        self.agent = ""
+        self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
+        #: Set when another party ended this connection's hold on the session.
+        self.ended_elsewhere = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # What the hub calls (hub.LocalConnection).
+
+    def push_state(self, event: Event, state: AgentState) -> None:
+        self._spawn(self.send({"t": "state", "state": state.to_wire(), "event": event.to_wire()}))
+
+    def end(self, code: int, reason: str) -> None:
+        self.ended_elsewhere = True
+        self._spawn(self._close(code, reason))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # Sending.
+
+    async def send(self, message: dict[str, Any]) -> None:
+        data = encode(message, self.subprotocol)
+        # A socket closing under us is not an error: its end is handled by receive.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            if isinstance(data, str):
+                await self.websocket.send_text(data)
+            else:
+                await self.websocket.send_bytes(data)
+
+    async def _close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await self.websocket.close(code, reason[:120])
+
+    async def error(self, ref: Any, code: ErrorCode, message: str) -> None:
+        await self.send({"t": "error", "ref": ref, "code": code.value, "message": message})
+
+    # Receiving.
+
+    async def receive(self) -> dict[str, Any] | str | bytes:
+        """The next frame's payload, or the ``websocket.disconnect`` message."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return dict(message)
+        payload: str | bytes | None = message.get("text")
+        if payload is None:
+            payload = message.get("bytes") or b""
+        if len(payload) > self.settings.max_message_size:
+            raise ServerClosed(CloseCode.MESSAGE_TOO_BIG, "frame too large", "protocol-error")
+        return payload
+
+    # The connection's life.
+
+    async def run(self) -> None:
+        try:
+            identity, hello = await self.handshake()
+        except ServerClosed as closed:
+            await self._close(closed.code, closed.reason)
+            return
+        self.company, self.agent = identity.company, identity.sub
+        try:
+            outcome = await self.runtime.store.hello(
+                identity.company,
+                identity.sub,
+                conn=self.conn_id,
+                now=now_ms(),
+                session=hello.get("session"),
+                segments=identity.segments,
+                status=hello.get("status"),
+            )
+        except Refused as refused:
+            await self.error(None, refused.code, refused.message)
+            await self._close(CloseCode.PROTOCOL_ERROR, refused.code.value)
+            return
+        except StoreUnavailable:
+            await self.error(None, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable")
+            await self._close(TRY_AGAIN_LATER, "store-unavailable")
+            return
+        hub = self.runtime.hub
+        hub.dispatch(identity.company, outcome.published)
+        hub.register(self)
+        try:
+            statuses = await self.runtime.store.status_list(identity.company)
+            await self.send(self.welcome(outcome, statuses))
+            await self.serve(identity)
+        finally:
+            hub.unregister(self)
+            for task in list(self._tasks):
+                task.cancel()
+
+    async def handshake(self) -> tuple[Identity, dict[str, Any]]:
+        try:
+            first = await asyncio.wait_for(self.receive(), self.settings.hello_timeout)
+        except TimeoutError:
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "no hello in time", None) from None
+        if isinstance(first, dict):
+            raise ServerClosed(CloseCode.NORMAL, "gone before hello", None)
+        try:
+            hello = decode(first)
+        except FrameError as exc:
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, str(exc), None) from None
+        if hello["t"] != "hello":
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "the first frame must be hello", None)
+        session, status = hello.get("session"), hello.get("status")
+        if session is not None and not isinstance(session, str):
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "session must be a string", None)
+        if status is not None and not (isinstance(status, str) and STATUS_VALUE.fullmatch(status)):
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "status must be a status value", None)
+        token = hello.get("token") or bearer_token(self.websocket)
+        try:
+            identity = verify(token, self.runtime.secret)
+        except TokenError as exc:
+            raise ServerClosed(CloseCode.UNAUTHORIZED, str(exc), None) from None
+        if identity.role != "agent":
+            raise ServerClosed(CloseCode.FORBIDDEN, "an agent token is required", None)
+        return identity, hello
+
+    def welcome(self, outcome: Outcome, statuses: list[dict[str, str]]) -> dict[str, Any]:
+        state = outcome.state
+        assert state is not None  # hello always records connected or reconnected
+        return {
+            "t": "welcome",
+            "session": outcome.session,
+            "resumed": outcome.resumed,
+            "state": state.to_wire(),
+            "statuses": statuses,
+            "heartbeat": {
+                "interval": self.settings.ping_interval,
+                "timeout": self.settings.ping_timeout,
+            },
+        }
+
+    async def serve(self, identity: Identity) -> None:
+        """Answer frames until the socket ends; then record why, if it is ours to."""
+        record: str | None = None
+        end_session = False
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, identity.exp - time.time()),
+            lambda: self._spawn(self._expire()),
+        )
+        try:
+            while True:
+                frame = await self.receive()
+                if isinstance(frame, dict):
+                    record = disconnect_reason(frame.get("code", 1006), frame.get("reason") or "")
+                    break
+                if await self.handle(frame):
+                    record, end_session = "client-closed", True
+                    break
+        except ServerClosed as closed:
+            record = closed.record
+            await self._close(closed.code, closed.reason)
+        finally:
+            expiry.cancel()
+            if record is not None and not self.ended_elsewhere:
+                await self.record_disconnect(record, end_session)
+
+    async def _expire(self) -> None:
+        # Record first, so the console never sees 4511 before the log does.
+        self.ended_elsewhere = True
+        await self.record_disconnect("token-expired", end_session=False)
+        await self._close(CloseCode.TOKEN_EXPIRED, "token-expired")
+
+    async def record_disconnect(self, reason: str, end_session: bool) -> Outcome | None:
+        try:
+            outcome = await self.runtime.store.disconnect(
+                self.company,
+                self.agent,
+                reason=reason,
+                now=now_ms(),
+                conn=self.conn_id,
+                end_session=end_session,
+                session_ttl=self.settings.session_ttl,
+            )
+        except (StaleConnection, Refused):
+            return None  # someone else ended the session first, and recorded it
+        except StoreUnavailable:
+            log.warning(
+                "could not record %s for %s/%s: store unavailable", reason, self.company, self.agent
+            )
+            return None
+        self.runtime.hub.dispatch(self.company, outcome.published)
+        return outcome
+
+    async def handle(self, payload: str | bytes) -> bool:
+        """Answer one frame; True when it was ``bye``."""
+        verdict = self.limiter.check(time.monotonic())
+        if verdict is Verdict.CLOSE:
+            raise ServerClosed(CloseCode.RATE_LIMITED, "rate-limited", "rate-limited")
+        try:
+            message = decode(payload)
+        except FrameError as exc:
+            await self.error(None, ErrorCode.BAD_REQUEST, str(exc))
+            return False
+        ref = message.get("ref")
+        if ref is not None and (not isinstance(ref, int) or isinstance(ref, bool)):
+            await self.error(None, ErrorCode.BAD_REQUEST, "ref must be an integer")
+            return False
+        if verdict is Verdict.REFUSE:
+            await self.error(ref, ErrorCode.RATE_LIMITED, "too many frames; slow down")
+            return False
+        kind = message["t"]
+        if kind == "ping":
+            await self.send({"t": "pong", "ref": ref})
+        elif kind == "bye":
+            outcome = await self.record_disconnect("client-closed", end_session=True)
+            self.ended_elsewhere = True  # recorded here; nothing left to record
+            await self.ack(ref, outcome)
+            await self._close(CloseCode.NORMAL, "bye")
+            return True
+        elif kind in ("status", "activity"):
+            await self.change(kind, message, ref)
+        elif kind == "hello":
+            await self.error(ref, ErrorCode.BAD_REQUEST, "hello was already sent")
+        else:
+            await self.error(ref, ErrorCode.BAD_REQUEST, f"unknown frame type {kind!r}")
+        return False
+
+    async def change(self, kind: str, message: dict[str, Any], ref: Any) -> None:
+        value = message.get("value")
+        store, now = self.runtime.store, now_ms()
+        try:
+            if kind == "status":
+                if not (isinstance(value, str) and STATUS_VALUE.fullmatch(value)):
+                    raise Refused(ErrorCode.BAD_REQUEST, "value must be a status value")
+                outcome = await store.set_status(
+                    self.company, self.agent, value, by_user=True, now=now, conn=self.conn_id
+                )
+            else:
+                if value not in ACTIVITY_VALUES:
+                    raise Refused(
+                        ErrorCode.BAD_REQUEST, f"value must be one of {sorted(ACTIVITY_VALUES)}"
+                    )
+                outcome = await store.activity(
+                    self.company, self.agent, str(value), now=now, conn=self.conn_id
+                )
+        except Refused as refused:
+            await self.error(ref, refused.code, refused.message)
+            return
+        except StoreUnavailable:
+            await self.error(ref, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable; retry")
+            return
+        except StaleConnection:
+            raise ServerClosed(CloseCode.REPLACED, "replaced", None) from None
+        self.runtime.hub.dispatch(self.company, outcome.published)
+        await self.ack(ref, outcome)
+
+    async def ack(self, ref: Any, outcome: Outcome | None) -> None:
+        if outcome is None:
+            await self.send({"t": "ack", "ref": ref, "event": None, "state": None})
+            return
+        state = outcome.state or await self.runtime.store.state(self.company, self.agent)
+        event = outcome.changes[-1][0].to_wire() if outcome.changes else None
+        await self.send(
+            {"t": "ack", "ref": ref, "event": event, "state": state.to_wire() if state else None}
+        )
+
+
+async def agent_endpoint(websocket: WebSocket) -> None:
+    runtime: Runtime = websocket.app.state.runtime
+    if not origin_allowed(websocket, runtime.settings.allowed_origins):
+        await websocket.close(CloseCode.FORBIDDEN)  # before accept: an HTTP 403
+        return
+    subprotocol = choose_subprotocol(websocket.scope.get("subprotocols") or [])
+    offered = websocket.scope.get("subprotocols") or []
+    await websocket.accept(subprotocol=subprotocol if subprotocol in offered else None)
+    await AgentConnection(websocket, runtime, subprotocol).run()

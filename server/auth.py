@@ -1,0 +1,76 @@
+"""Tokens (spec §7): HS256 JWTs carrying who is calling and for which company.
+
+Claims: ``sub`` (agent id or service name), ``company``, ``role``
+(``agent``, ``supervisor``, ``acd``, ``admin``), ``segments`` (agents only) and
+``exp`` (required). The company of every request is the token's, never the URL's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import jwt
+
+from client_sdk.protocol import IDENTIFIER
+from server.errors import PresenceServerError
+
+__all__ = ["ROLES", "Identity", "TokenError", "issue", "verify"]
+
+ROLES: Final = frozenset({"agent", "supervisor", "acd", "admin"})
+ALGORITHM: Final = "HS256"
+
+
+class TokenError(PresenceServerError):
+    """Raised when a token is missing, malformed, badly signed, expired or lacks a claim."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    sub: str
+    company: str
+    role: str
+    segments: tuple[str, ...]
+    exp: int
+
+
+def verify(token: object, secret: str) -> Identity:
+    if not isinstance(token, str) or not token:
+        raise TokenError("no token")
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+        )
+    except jwt.PyJWTError as exc:
+        raise TokenError(f"invalid token: {exc}") from None
+    company, sub, role = claims.get("company"), claims.get("sub"), claims.get("role")
+    segments = claims.get("segments", [])
+    if not (isinstance(company, str) and IDENTIFIER.fullmatch(company)):
+        raise TokenError("the token's company is missing or malformed")
+    if not (isinstance(sub, str) and IDENTIFIER.fullmatch(sub)):
+        raise TokenError("the token's sub is malformed")
+    if role not in ROLES:
+        raise TokenError("the token's role is missing or unknown")
+    if not (
+        isinstance(segments, list)
+        and all(isinstance(s, str) and IDENTIFIER.fullmatch(s) for s in segments)
+    ):
+        raise TokenError("the token's segments must be a list of identifiers")
+    return Identity(sub, company, role, tuple(dict.fromkeys(segments)), int(claims["exp"]))
+
+
+def issue(
+    secret: str,
+    *,
+    company: str,
+    sub: str,
+    role: str,
+    now: int,
+    ttl: int = 3600,
+    segments: tuple[str, ...] = (),
+) -> str:
+    """A signed token valid for ``ttl`` seconds from ``now`` (Unix seconds)."""
+    claims: dict[str, Any] = {"sub": sub, "company": company, "role": role, "exp": now + ttl}
+    if segments:
+        claims["segments"] = list(segments)
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)

@@ -1,0 +1,105 @@
+"""``presence-server``: run the server, or print a development token.
+
+presence-server [options]                 run (every option also PRESENCE_*)
+presence-server token --company C --sub A --role agent [--segments s1,s2] [--ttl S]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import sys
+import time
+from collections.abc import Sequence
+
+import uvicorn
+
+from server.app import create_app, uvicorn_config
+from server.auth import ROLES, issue
+from server.config import Settings, add_arguments, settings_from
+
+__all__ = ["main"]
+
+log = logging.getLogger("presence")
+
+
+def load_secret(settings: Settings) -> str:
+    """The configured secret, else the one kept in the data dir (made once)."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = settings.data_dir / "jwt-secret"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(secret + "\n")
+    log.warning("no PRESENCE_JWT_SECRET set: generated one and kept it in %s", path)
+    return secret
+
+
+def serve(settings: Settings) -> None:
+    secret = load_secret(settings)
+    embedded = None
+    redis_url = settings.redis_url
+    if redis_url is None:
+        from server.embedded import start_embedded_valkey
+
+        embedded = start_embedded_valkey(settings.data_dir)
+        redis_url = embedded.connection_url
+    try:
+        app = create_app(settings, redis_url=redis_url, secret=secret)
+        uvicorn.Server(uvicorn_config(app, settings)).run()
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def token_command(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="presence-server token",
+        description="Print a signed token for development, with the server's secret.",
+    )
+    parser.add_argument("--company", required=True)
+    parser.add_argument("--sub", required=True, help="agent id or service name")
+    parser.add_argument("--role", required=True, choices=sorted(ROLES))
+    parser.add_argument("--segments", default="", help="comma-separated, for agents")
+    parser.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
+    parser.add_argument("--jwt-secret", dest="jwt_secret", metavar="PRESENCE_JWT_SECRET")
+    parser.add_argument("--data-dir", dest="data_dir", metavar="PRESENCE_DATA_DIR")
+    args = parser.parse_args(argv)
+    settings = settings_from(args)
+    segments = tuple(s.strip() for s in args.segments.split(",") if s.strip())
+    print(
+        issue(
+            load_secret(settings),
+            company=args.company,
+            sub=args.sub,
+            role=args.role,
+            segments=segments,
+            ttl=args.ttl,
+            now=int(time.time()),
+        )
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        token_command(argv[1:])
+        return
+    parser = argparse.ArgumentParser(
+        prog="presence-server",
+        description="Agent presence server for contact centers. "
+        "'presence-server token --help' prints development tokens.",
+    )
+    add_arguments(parser)
+    settings = settings_from(parser.parse_args(argv))
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    serve(settings)

@@ -1,0 +1,123 @@
+"""Settings: one table gives each option its flag, its ``PRESENCE_*`` variable,
+its default and its help, so ``--help``, the environment and the README agree.
+
+Precedence: command-line flag, then environment variable, then default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OPTIONS", "Settings", "add_arguments", "default_data_dir", "settings_from"]
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "presence-server"
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    return tuple(origin.strip() for origin in text.split(",") if origin.strip())
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    key_prefix: str = "presence:"
+    ping_interval: float = 10.0
+    ping_timeout: float = 10.0
+    session_ttl: int = 120
+    hello_timeout: float = 5.0
+    max_message_size: int = 4096
+    rate_limit: float = 20.0
+    rate_burst: int = 40
+    allowed_origins: tuple[str, ...] = ()
+    log_level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "PRESENCE_" + self.name.upper()
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("host", str, "address to listen on"),
+    Option("port", int, "port to listen on (0: any free port)"),
+    Option(
+        "redis_url",
+        _optional,
+        "Redis to use, e.g. redis://host:6379/0; unset: start a private embedded Valkey "
+        "keeping its data in the data dir",
+    ),
+    Option(
+        "jwt_secret",
+        _optional,
+        "HS256 secret for tokens; unset: generated once and kept in the data dir",
+    ),
+    Option("data_dir", Path, "where the embedded Valkey and the generated secret live"),
+    Option("key_prefix", str, "prefix of every Redis key and channel"),
+    Option("ping_interval", float, "seconds between the server's WebSocket pings"),
+    Option("ping_timeout", float, "seconds to wait for a pong before heartbeat-timeout"),
+    Option("session_ttl", int, "seconds a disconnected session stays resumable"),
+    Option("hello_timeout", float, "seconds a new connection has to send hello"),
+    Option("max_message_size", int, "largest frame accepted from an agent, in bytes"),
+    Option("rate_limit", float, "frames per second each connection may send, sustained"),
+    Option("rate_burst", int, "frames a connection may send at once above the rate"),
+    Option(
+        "allowed_origins",
+        _origins,
+        "comma-separated Origin values allowed to open WebSockets; empty: any",
+    ),
+    Option("log_level", str, "debug, info, warning or error"),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Settings()
+    for option in OPTIONS:
+        default = getattr(defaults, option.name)
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        parser.add_argument(
+            option.flag,
+            dest=option.name,
+            metavar=option.env,
+            help=f"{option.help} [env {option.env}; default: {shown!s}]",
+        )
+
+
+def settings_from(
+    arguments: argparse.Namespace | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from parsed flags over ``PRESENCE_*`` variables over defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = getattr(arguments, option.name, None) if arguments is not None else None
+        if raw is None:
+            raw = environ.get(option.env)
+        if raw is not None:
+            values[option.name] = option.parse(raw)
+    return Settings(**values)

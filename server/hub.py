@@ -1,0 +1,118 @@
+"""Where applied changes meet this instance's agent connections.
+
+Every change the store applies is dispatched here twice over: at once by the
+instance that applied it, and to every other instance through Redis pub/sub
+(each instance skips its own copies). For each change the hub
+
+- closes the connection whose hold on the session the change ended, when that
+  is not the connection that asked (a replacement: 4509; a kick: 4510) —
+  the store has already recorded its ``disconnected``;
+- pushes a ``state`` frame to the agent's connection, when someone else (the
+  ACD, a supervisor, the call platform) changed it.
+
+Pub/sub is lossy: a console that misses a push sees its true state on its next
+ack or reconnect, and a connection whose close was missed can no longer act,
+because the store refuses a connection that does not hold its session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Final, Protocol
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from client_sdk.protocol import CloseCode
+from server.presence import AgentState, Event
+from server.store import Store, parse_changes
+
+__all__ = ["Hub", "LocalConnection"]
+
+log = logging.getLogger("presence.hub")
+
+#: How a connection is closed when another party ended its hold on the session.
+CLOSE_CODE_FOR_REASON: Final = {
+    "session-replaced": CloseCode.REPLACED,
+    "connection-replaced": CloseCode.REPLACED,
+    "kicked": CloseCode.KICKED,
+}
+
+
+class LocalConnection(Protocol):
+    conn_id: str
+    company: str
+    agent: str
+
+    def push_state(self, event: Event, state: AgentState) -> None:
+        """Queue a ``state`` frame; must not block."""
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the socket: its disconnection is already in the log."""
+
+
+class Hub:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._by_conn: dict[str, LocalConnection] = {}
+        self._by_agent: dict[tuple[str, str], LocalConnection] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_conn)
+
+    def register(self, connection: LocalConnection) -> None:
+        self._by_conn[connection.conn_id] = connection
+        self._by_agent[connection.company, connection.agent] = connection
+
+    def unregister(self, connection: LocalConnection) -> None:
+        self._by_conn.pop(connection.conn_id, None)
+        key = (connection.company, connection.agent)
+        if self._by_agent.get(key) is connection:
+            del self._by_agent[key]
+
+    def dispatch(self, company: str, payload: dict[str, Any]) -> None:
+        """Act on one applied change: a script result or a published copy of one."""
+        changes = parse_changes(payload)
+        origin, ended = payload.get("origin") or None, payload.get("ended_conn")
+        if ended and ended != origin and ended in self._by_conn:
+            reason = next(
+                (e.reason for e, _ in changes if e.value == "disconnected" and e.reason), ""
+            )
+            self._by_conn[ended].end(CLOSE_CODE_FOR_REASON.get(reason, CloseCode.NORMAL), reason)
+        holder = self._by_agent.get((company, payload["agent"]))
+        if holder is not None and holder.conn_id not in (origin, ended):
+            for event, state in changes:
+                holder.push_state(event, state)
+
+    async def listen(self, ready: asyncio.Event | None = None) -> None:
+        """Dispatch other instances' changes until cancelled, resubscribing after
+        Redis errors."""
+        delay = 0.1
+        while True:
+            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.psubscribe(self.store.changes_pattern())
+                if ready is not None:
+                    ready.set()
+                delay = 0.1
+                async for message in pubsub.listen():
+                    if message["type"] == "pmessage":
+                        self._on_message(message["channel"], message["data"])
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("pub/sub lost (%s); resubscribing in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+            finally:
+                await pubsub.aclose()
+
+    def _on_message(self, channel: str, data: str) -> None:
+        try:
+            payload = json.loads(data)
+            if payload.get("instance") == self.store.instance:
+                return
+            self.dispatch(self.store.company_of_channel(channel), payload)
+        except Exception:
+            # One bad message must not stop presence for everyone else.
+            log.exception("could not dispatch a published change")

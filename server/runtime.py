@@ -1,0 +1,21 @@
+"""What every endpoint of one server instance shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from server.config import Settings
+from server.hub import Hub
+from server.store import Store
+
+__all__ = ["Runtime"]
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    store: Store
+    hub: Hub
+    secret: str
+    #: This instance's id: part of every connection id it hands out.
+    instance: str

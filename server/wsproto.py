@@ -1,0 +1,34 @@
+"""uvicorn's websockets-sansio protocol, telling the app *why* a socket ended.
+
+Through plain ASGI a heartbeat timeout and a vanished peer look alike (both
+arrive as ``websocket.disconnect`` with code 1005), but the log must say
+``heartbeat-timeout`` or ``transport-closed``. This subclass reports the first
+as 1011 with the reason ``keepalive ping timeout`` and the second as 1006
+(RFC 6455's "abnormal closure"), before uvicorn's own report; the app reads
+only the first ``websocket.disconnect`` it gets.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+
+__all__ = ["HEARTBEAT_TIMEOUT", "TRANSPORT_LOST", "PresenceWebSocketProtocol"]
+
+HEARTBEAT_TIMEOUT: Final = (1011, "keepalive ping timeout")
+TRANSPORT_LOST: Final = 1006
+
+
+class PresenceWebSocketProtocol(WebSocketsSansIOProtocol):
+    def keepalive_timeout(self) -> None:
+        if not (self.close_sent or self.transport.is_closing()):
+            code, reason = HEARTBEAT_TIMEOUT
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": reason})
+        super().keepalive_timeout()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        no_close_frame = self.conn.close_rcvd is None and not self.close_sent
+        if self.handshake_complete and not self.disconnected and no_close_frame:
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": TRANSPORT_LOST})
+        super().connection_lost(exc)
