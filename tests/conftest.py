@@ -18,6 +18,7 @@ from server.app import create_app, uvicorn_config
 from server.auth import issue
 from server.config import Settings
 from server.store import Store
+from tests.invariants import check_company
 from tests.redis_server import test_redis_url
 from tests.timing import seconds
 
@@ -107,6 +108,11 @@ async def start_server(
         server.should_exit = True
     for _, task in running:
         await asyncio.wait_for(task, seconds(15))
+    # Whatever the test did, the log must replay to the served state and keep
+    # the invariants, for every company it touched.
+    store = Store(redis_client, prefix=key_prefix)
+    async for key in redis_client.scan_iter(match=key_prefix + "{*}:events"):
+        await check_company(store, key[len(key_prefix) + 1 : key.index("}:")])
 
 
 @pytest.fixture

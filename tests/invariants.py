@@ -1,0 +1,64 @@
+"""The spec §3 invariants, checked over a company's whole log.
+
+Anyone who replays the log can run these; every end-to-end test does, at
+teardown, for every company it touched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+
+from server.presence import Event, replay
+from server.store import Store
+
+#: Invariant 1, over one session's connection events (c, d, r).
+SESSION_GRAMMAR = re.compile(r"c(dr)*d?")
+CONNECTION_LETTER = {"connected": "c", "disconnected": "d", "reconnected": "r"}
+#: What may stand between two ``occupying`` of one agent (invariant 4).
+FREES_AN_AGENT = {"releasing", "timeout", "dismiss", "in-call", "connected"}
+
+
+def check_sessions(events: list[Event]) -> None:
+    """Invariant 1: per session, ``connected (disconnected reconnected)* disconnected?``."""
+    letters: dict[str | None, str] = defaultdict(str)
+    for event in events:
+        if event.value in CONNECTION_LETTER:
+            letters[event.session] += CONNECTION_LETTER[event.value]
+    for session, sequence in letters.items():
+        assert SESSION_GRAMMAR.fullmatch(sequence), f"session {session}: {sequence}"
+
+
+def check_one_online_session(events: list[Event]) -> None:
+    """Invariant 2: an agent has at most one online session at a time."""
+    online: dict[str, str | None] = {}
+    for event in events:
+        if event.value in ("connected", "reconnected"):
+            assert online.get(event.agent) is None, f"{event.agent}: two online sessions at {event}"
+            online[event.agent] = event.session
+        elif event.value == "disconnected":
+            assert online.get(event.agent) == event.session, f"{event} while not online"
+            online[event.agent] = None
+
+
+def check_no_double_occupation(events: list[Event]) -> None:
+    """Invariant 4: never ``occupying`` twice without something freeing the agent between."""
+    occupied: set[str] = set()
+    for event in events:
+        if event.value == "occupying":
+            assert event.agent not in occupied, f"{event.agent} occupied twice: {event}"
+            occupied.add(event.agent)
+        elif event.value in FREES_AN_AGENT:
+            occupied.discard(event.agent)
+
+
+async def check_company(store: Store, company: str) -> list[Event]:
+    """Every invariant, and invariant 3: the replayed log is the served state."""
+    events = await store.events(company)
+    ids = [event.id for event in events]
+    assert ids == sorted(ids, key=lambda i: tuple(map(int, str(i).split("-"))))
+    check_sessions(events)
+    check_one_online_session(events)
+    check_no_double_occupation(events)
+    assert replay(events) == await store.states(company)
+    return events
