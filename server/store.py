@@ -33,7 +33,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -241,12 +241,19 @@ class Store:
 
     # Reads.
 
+    # The client decodes responses (decode_responses=True); redis-py's types
+    # cannot know that, hence the casts to str below.
+
+    async def _hash(self, key: str) -> dict[str, str]:
+        return cast(dict[str, str], await self.redis.hgetall(key))
+
     async def state(self, company: str, agent: str) -> AgentState | None:
-        fields = await self.redis.hgetall(self.agent_key(company, agent))
+        fields = await self._hash(self.agent_key(company, agent))
         return state_from_fields(fields) if fields else None
 
     async def states(self, company: str) -> dict[str, AgentState]:
-        agents = sorted(await self.redis.smembers(self.company_prefix(company) + "agents"))
+        members = await self.redis.smembers(self.company_prefix(company) + "agents")
+        agents = sorted(cast(set[str], members))
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent in agents:
                 pipe.hgetall(self.agent_key(company, agent))
@@ -257,7 +264,10 @@ class Store:
 
     async def events(self, company: str, after: str = "-", count: int | None = None) -> list[Event]:
         start = after if after == "-" else "(" + after
-        entries = await self.redis.xrange(self.stream_key(company), min=start, count=count)
+        entries = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.redis.xrange(self.stream_key(company), min=start, count=count),
+        )
         return [event_from_fields(entry_id, fields) for entry_id, fields in entries]
 
     async def session_resumable(self, company: str, session: str) -> bool:
@@ -272,14 +282,14 @@ class Store:
         return statuses
 
     async def config(self, company: str) -> CompanyConfig:
-        fields = await self.redis.hgetall(self.company_prefix(company) + "config")
+        fields = await self._hash(self.company_prefix(company) + "config")
         statuses = (
             tuple(status["value"] for status in json.loads(fields["statuses"]))
             if "statuses" in fields
             else DEFAULT_STATUSES
         )
         return CompanyConfig(
-            acd_mode=fields.get("acd_mode", "circular"),
+            acd_mode="broadcast" if fields.get("acd_mode") == "broadcast" else "circular",
             statuses=statuses,
             initial_status=fields.get("initial_status", "busy"),
             timeout_status=fields.get("timeout_status") or None,
@@ -295,7 +305,8 @@ class Store:
             "initial_status": config.initial_status,
             "timeout_status": config.timeout_status or "",
         }
-        await self.redis.hset(self.company_prefix(company) + "config", mapping=mapping)
+        flat = [part for pair in mapping.items() for part in pair]
+        await self.redis.hset(self.company_prefix(company) + "config", items=flat)
 
     async def ping(self) -> bool:
         try:

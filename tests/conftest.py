@@ -76,8 +76,15 @@ class RunningServer:
         segments: tuple[str, ...] = (),
         ttl: int = 3600,
     ) -> str:
-        return issue(self.secret, company=company, sub=sub, role=role, segments=segments,
-                     ttl=ttl, now=int(time.time()))
+        return issue(
+            self.secret,
+            company=company,
+            sub=sub,
+            role=role,
+            segments=segments,
+            ttl=ttl,
+            now=int(time.time()),
+        )
 
 
 @pytest.fixture
@@ -104,7 +111,7 @@ async def start_server(
         return RunningServer(settings, secret, sock.getsockname()[1])
 
     yield start
-    for server, task in running:
+    for server, _ in running:
         server.should_exit = True
     for _, task in running:
         await asyncio.wait_for(task, seconds(15))

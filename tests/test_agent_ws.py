@@ -113,8 +113,12 @@ def expired_token(server: RunningServer) -> str:
         (lambda s: s.token("acd", role="acd"), 4503),
         (expired_token, 4501),
         (lambda s: s.token("a-1") + "x", 4501),
-        (lambda s: jwt.encode({"sub": "a-1", "company": "acme", "role": "agent"},
-                              s.secret, algorithm="HS256"), 4501),  # no exp
+        (
+            lambda s: jwt.encode(
+                {"sub": "a-1", "company": "acme", "role": "agent"}, s.secret, algorithm="HS256"
+            ),
+            4501,
+        ),  # no exp
         (lambda s: None, 4501),
     ],
     ids=["supervisor", "acd", "expired", "bad-signature", "no-exp", "missing"],
@@ -166,7 +170,9 @@ async def test_bad_frames_get_errors_and_the_connection_lives_on(
         answer = await agent.recv()
         assert answer["t"] == "error" and answer["code"] == "bad-request", (frame, answer)
     assert await agent.request({"t": "status", "value": "nap", "ref": 1}) == {
-        "t": "error", "ref": 1, "code": "unknown-status",
+        "t": "error",
+        "ref": 1,
+        "code": "unknown-status",
         "message": "nap is not one of the company's statuses",
     }
     assert (await agent.request({"t": "activity", "value": "end-call", "ref": 2}))["code"] == (
@@ -184,7 +190,11 @@ async def test_ack_comes_after_the_event_is_in_the_log(server: RunningServer, st
     assert ack["ref"] == 9 and ack["state"]["activity"] == "meeting"
     last = (await store.events("acme"))[-1]
     assert last.id == ack["event"]["id"] == ack["state"]["version"]
-    assert (last.type, last.value, last.session) == ("status-changed", "meeting", welcome["session"])
+    assert (last.type, last.value, last.session) == (
+        "status-changed",
+        "meeting",
+        welcome["session"],
+    )
     unchanged = await agent.request({"t": "activity", "value": "meeting-end", "ref": 10})
     assert unchanged["event"]["value"] == "meeting-end"
     same = await agent.request({"t": "status", "value": "available", "ref": 11})
@@ -305,12 +315,20 @@ async def test_flooding_is_refused_then_closed(
     server = await start_server(rate_limit=1, rate_burst=3)
     agent, _ = await open_agent(server)
     answers = []
-    with pytest.raises(ConnectionClosed):
+
+    async def flood() -> None:
         for ref in range(100):
             answers.append(await agent.request({"t": "ping", "ref": ref}))
+
+    with pytest.raises(ConnectionClosed):
+        await flood()
     assert answers[:3] == [{"t": "pong", "ref": ref} for ref in range(3)]
-    assert {"t": "error", "ref": 3, "code": "rate-limited",
-            "message": "too many frames; slow down"} in answers
+    assert {
+        "t": "error",
+        "ref": 3,
+        "code": "rate-limited",
+        "message": "too many frames; slow down",
+    } in answers
     assert agent.ws.close_code == 4129
     events = await wait_for_log(store, lambda e: e[-1].value == "disconnected")
     assert events[-1].reason == "rate-limited"
