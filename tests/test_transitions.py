@@ -305,3 +305,18 @@ async def test_a_replaced_connection_can_no_longer_act(store: Store) -> None:
             await stale_change
     state = await store.state("acme", "a-1")
     assert state is not None and state.online and state.status == "busy"
+
+
+async def test_epoch_is_new_whenever_the_stream_is(store: Store) -> None:
+    epoch_key = store.company_prefix("acme") + "epoch"
+    # A reader may create the stream first (a consumer group with MKSTREAM).
+    await store.redis.xgroup_create(store.stream_key("acme"), "reporting", id="0", mkstream=True)
+    await store.hello("acme", "a-1", conn="test/1", now=NOW)
+    first = await store.redis.get(epoch_key)
+    assert first
+    await store.set_status("acme", "a-1", "break", by_user=True, now=NOW, conn="test/1")
+    assert await store.redis.get(epoch_key) == first
+    await store.redis.delete(store.stream_key("acme"))  # the log is lost
+    await store.set_status("acme", "a-1", "meal", by_user=True, now=NOW, conn="test/1")
+    second = await store.redis.get(epoch_key)
+    assert second and second != first

@@ -80,6 +80,14 @@ local CONNECTION_AFTER = { connected = 'online', reconnected = 'online', disconn
 
 local changes = {}
 
+-- A new or lost stream starts a new epoch: cursors into the old one are void.
+-- (A reader that made the stream first, e.g. XGROUP CREATE … MKSTREAM, leaves
+-- no epoch behind: that counts as new too.)
+if redis.call('EXISTS', stream_key) == 0 or redis.call('EXISTS', base .. 'epoch') == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', base .. 'epoch', t[1] .. string.format('%06d', tonumber(t[2])))
+end
+
 local function split(csv)
     local list = {}
     for item in string.gmatch(csv, '[^,]+') do list[#list + 1] = item end
@@ -103,11 +111,6 @@ local function emit(kind, value, reason, session, segments)
     if segments then
         fields[#fields + 1] = 'segments'
         fields[#fields + 1] = segments
-    end
-    if redis.call('EXISTS', stream_key) == 0 then
-        -- A new or lost stream starts a new epoch: cursors into the old one are void.
-        local t = redis.call('TIME')
-        redis.call('SET', base .. 'epoch', t[1] .. string.format('%06d', tonumber(t[2])))
     end
     local id = redis.call('XADD', stream_key, '*', unpack(fields))
 
