@@ -11,7 +11,8 @@ from typing import Any
 import jwt
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
 from client_sdk.protocol import JSON, MSGPACK, decode, encode
 from server.store import Store
@@ -336,3 +337,20 @@ async def test_flooding_is_refused_then_closed(
     other, _ = await open_agent(server, "a-2")
     assert await other.request({"t": "ping", "ref": 1}) == {"t": "pong", "ref": 1}
     await other.ws.close()
+
+
+async def test_origin_allowlist(start_server: Callable[..., Awaitable[RunningServer]]) -> None:
+    server = await start_server(allowed_origins=("https://console.example",))
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.agent_url, origin=Origin("https://evil.example"))
+    assert refused.value.response.status_code == 403
+    agent, _ = await open_agent(server, origin=Origin("https://console.example"))
+    await agent.ws.close()
+
+
+async def test_compression_is_not_negotiated(server: RunningServer) -> None:
+    # The client offers permessage-deflate by default; the server declines it.
+    agent, _ = await open_agent(server)
+    assert agent.ws.response is not None
+    assert "Sec-WebSocket-Extensions" not in agent.ws.response.headers
+    await agent.ws.close()
