@@ -254,7 +254,16 @@ class AgentConnection:
                 if isinstance(frame, dict):
                     record = disconnect_reason(frame.get("code", 1006), frame.get("reason") or "")
                     break
-                if await self.handle(frame):
+                try:
+                    said_bye = await self.handle(frame)
+                except (ServerClosed, asyncio.CancelledError):
+                    raise
+                except Exception:
+                    # A bug must cost one frame its answer, not the agent its session.
+                    log.exception("frame from %s/%s failed", self.company, self.agent)
+                    await self.error(None, ErrorCode.INTERNAL, "internal error")
+                    continue
+                if said_bye:
                     record, end_session = "client-closed", True
                     break
         except ServerClosed as closed:
