@@ -35,6 +35,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from client_sdk.protocol import (
     ACTIVITY_VALUES,
+    IDENTIFIER,
     MSGPACK,
     STATUS_VALUE,
     SUBPROTOCOLS,
@@ -58,6 +59,9 @@ log = logging.getLogger("presence.agent")
 
 #: 1013 "try again later": the store is down, the console should reconnect.
 TRY_AGAIN_LATER: Final = 1013
+#: A ref is echoed back, so it must fit both codecs' integers.
+REF_MIN: Final = -(2**63)
+REF_MAX: Final = 2**64 - 1
 
 
 def now_ms() -> int:
@@ -112,11 +116,18 @@ class AgentConnection:
         #: Set when another party ended this connection's hold on the session.
         self.ended_elsewhere = False
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Pushes that arrive between registering and the welcome: a console
+        #: must see its welcome first.
+        self._before_welcome: list[dict[str, Any]] | None = []
 
     # What the hub calls (hub.LocalConnection).
 
     def push_state(self, event: Event, state: AgentState) -> None:
-        self._spawn(self.send({"t": "state", "state": state.to_wire(), "event": event.to_wire()}))
+        frame = {"t": "state", "state": state.to_wire(), "event": event.to_wire()}
+        if self._before_welcome is not None:
+            self._before_welcome.append(frame)
+        else:
+            self._spawn(self.send(frame))
 
     def end(self, code: int, reason: str) -> None:
         self.ended_elsewhere = True
@@ -192,6 +203,9 @@ class AgentConnection:
         try:
             statuses = await self.runtime.store.status_list(identity.company)
             await self.send(self.welcome(outcome, statuses))
+            early, self._before_welcome = self._before_welcome or [], None
+            for frame in early:
+                await self.send(frame)
             await self.serve(identity)
         finally:
             hub.unregister(self)
@@ -214,6 +228,9 @@ class AgentConnection:
         session, status = hello.get("session"), hello.get("status")
         if session is not None and not isinstance(session, str):
             raise ServerClosed(CloseCode.PROTOCOL_ERROR, "session must be a string", None)
+        if session is not None and not IDENTIFIER.fullmatch(session):
+            # No session id this server made: unknown, so a new session (spec §4).
+            hello["session"] = None
         if status is not None and not (isinstance(status, str) and STATUS_VALUE.fullmatch(status)):
             raise ServerClosed(CloseCode.PROTOCOL_ERROR, "status must be a status value", None)
         token = hello.get("token") or bearer_token(self.websocket)
@@ -312,8 +329,10 @@ class AgentConnection:
             await self.error(None, ErrorCode.BAD_REQUEST, str(exc))
             return False
         ref = message.get("ref")
-        if ref is not None and (not isinstance(ref, int) or isinstance(ref, bool)):
-            await self.error(None, ErrorCode.BAD_REQUEST, "ref must be an integer")
+        if ref is not None and not (
+            isinstance(ref, int) and not isinstance(ref, bool) and REF_MIN <= ref <= REF_MAX
+        ):
+            await self.error(None, ErrorCode.BAD_REQUEST, "ref must be a 64-bit integer")
             return False
         if verdict is Verdict.REFUSE:
             await self.error(ref, ErrorCode.RATE_LIMITED, "too many frames; slow down")
@@ -346,7 +365,7 @@ class AgentConnection:
                     self.company, self.agent, value, by_user=True, now=now, conn=self.conn_id
                 )
             else:
-                if value not in ACTIVITY_VALUES:
+                if not (isinstance(value, str) and value in ACTIVITY_VALUES):
                     raise Refused(
                         ErrorCode.BAD_REQUEST, f"value must be one of {sorted(ACTIVITY_VALUES)}"
                     )

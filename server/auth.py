@@ -19,6 +19,8 @@ __all__ = ["ROLES", "Identity", "TokenError", "issue", "verify"]
 
 ROLES: Final = frozenset({"agent", "supervisor", "acd", "admin"})
 ALGORITHM: Final = "HS256"
+#: Year 9999: any later expiry is a mistake, not a long-lived token.
+MAX_EXP: Final = 253_402_300_800
 
 
 class TokenError(PresenceServerError):
@@ -41,22 +43,26 @@ def verify(token: object, secret: str) -> Identity:
         claims: dict[str, Any] = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
         )
-    except jwt.PyJWTError as exc:
+    except (jwt.PyJWTError, ValueError) as exc:
+        # ValueError: text PyJWT cannot even encode (a lone surrogate).
         raise TokenError(f"invalid token: {exc}") from None
     company, sub, role = claims.get("company"), claims.get("sub"), claims.get("role")
-    segments = claims.get("segments", [])
+    segments, exp = claims.get("segments", []), claims["exp"]
     if not (isinstance(company, str) and IDENTIFIER.fullmatch(company)):
         raise TokenError("the token's company is missing or malformed")
     if not (isinstance(sub, str) and IDENTIFIER.fullmatch(sub)):
         raise TokenError("the token's sub is malformed")
-    if role not in ROLES:
+    if not (isinstance(role, str) and role in ROLES):
         raise TokenError("the token's role is missing or unknown")
+    # PyJWT takes any number; the server schedules the token's end, so keep it sane.
+    if not (isinstance(exp, int | float) and 0 < exp < MAX_EXP):
+        raise TokenError("the token's exp is out of range")
     if not (
         isinstance(segments, list)
         and all(isinstance(s, str) and IDENTIFIER.fullmatch(s) for s in segments)
     ):
         raise TokenError("the token's segments must be a list of identifiers")
-    return Identity(sub, company, role, tuple(dict.fromkeys(segments)), int(claims["exp"]))
+    return Identity(sub, company, role, tuple(dict.fromkeys(segments)), int(exp))
 
 
 def issue(

@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -41,15 +42,22 @@ def load_secret(settings: Settings) -> str:
     return secret
 
 
+def _exit_quietly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings) -> None:
     secret = load_secret(settings)
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
-        from server.embedded import start_embedded_valkey
+        from server.embedded import EmbeddedValkey
 
-        embedded = start_embedded_valkey(settings.data_dir)
-        redis_url = embedded.connection_url
+        embedded = EmbeddedValkey(settings.data_dir)
+        redis_url = embedded.start()
+    # uvicorn drains on SIGTERM, then re-raises it under the handler it found:
+    # make that an orderly exit, so the embedded store is stopped too.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         app = create_app(settings, redis_url=redis_url, secret=secret)
         uvicorn.Server(uvicorn_config(app, settings)).run()

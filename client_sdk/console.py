@@ -1,0 +1,485 @@
+"""An agent's console: one WebSocket to ``/v1/agent`` that survives network trouble.
+
+::
+
+    async with AgentConsole("ws://presence:8000/v1/agent", token) as console:
+        ack = await console.set_status("available")
+        async for state, event in console.states():
+            ...
+
+A console is connected, reconnecting, or closed. A drop that
+:func:`~client_sdk.backoff.should_reconnect` allows starts reconnecting: after
+each backoff delay, ``hello`` with the session it already holds, so that the
+server resumes it (``reconnected`` in the log) rather than starting another.
+Requests made meanwhile wait for the connection, within ``request_timeout``;
+requests in flight when it dropped raise :exc:`~client_sdk.errors.ConnectionLost`.
+``close()``, a terminal close code or a spent backoff close it for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import itertools
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
+from websockets.typing import Subprotocol
+
+from client_sdk.backoff import exponential_backoff, should_reconnect
+from client_sdk.errors import ConnectionLost, ProtocolError, RequestError, SessionClosed
+from client_sdk.protocol import MSGPACK, STATUS_VALUE, SUBPROTOCOLS, ErrorCode, FrameError
+from client_sdk.protocol import decode as decode_frame
+from client_sdk.protocol import encode as encode_frame
+
+__all__ = ["Ack", "AgentConsole", "Welcome"]
+
+logger = logging.getLogger("client_sdk")
+
+#: A state push: the agent's state, and the event that made it (``None`` after a reconnect).
+StateChange = tuple[dict[str, Any], dict[str, Any] | None]
+StateCallback = Callable[[dict[str, Any], dict[str, Any] | None], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome:
+    """The server's answer to ``hello``; the fields mirror the ``welcome`` frame."""
+
+    session: str
+    #: False when the server started a new session (the first connect, or one that expired).
+    resumed: bool
+    state: dict[str, Any]
+    #: The company's custom statuses, as ``{"value": …, "label": …}`` maps.
+    statuses: list[dict[str, Any]]
+    #: ``{"interval": seconds, "timeout": seconds}`` of the server's WebSocket pings.
+    heartbeat: dict[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """The server's answer to a change: its event (``None`` if nothing changed) and the state."""
+
+    event: dict[str, Any] | None
+    state: dict[str, Any]
+
+
+class AgentConsole:
+    """An agent's presence session, kept alive across reconnects.
+
+    ``token`` is a string, or a callable (sync or async) called before each
+    connect, so a long-lived console can present a fresh token. ``status`` is
+    asked for only when the server starts a new session. ``backoff`` makes the
+    delays before each reconnect attempt; a finite series gives up when spent.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | Callable[[], str | Awaitable[str]],
+        *,
+        status: str | None = None,
+        subprotocol: str = MSGPACK,
+        backoff: Callable[[], Iterable[float]] = exponential_backoff,
+        request_timeout: float = 10.0,
+        client: dict[str, Any] | None = None,
+    ) -> None:
+        if subprotocol not in SUBPROTOCOLS:
+            raise ValueError(f"subprotocol must be one of {SUBPROTOCOLS}")
+        if status is not None and not STATUS_VALUE.fullmatch(status):
+            raise ValueError(f"{status!r} is not a status value")
+        if request_timeout <= 0:
+            raise ValueError("request_timeout must be positive")
+        self._url = url
+        self._token = token
+        self._status = status
+        self._subprotocol = Subprotocol(subprotocol)
+        self._backoff = backoff
+        self._request_timeout = request_timeout
+        self._client = client
+
+        self._session: str | None = None
+        self._state: dict[str, Any] | None = None
+        #: The welcomed connection; None while connecting, reconnecting and once closed.
+        self._ws: ClientConnection | None = None
+        #: Set while connected, and for good once closed, so that waiters wake to either.
+        self._ready = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        #: close() was called or the end came: no more requests, no more reconnects.
+        self._closing = False
+        #: Ended for good; set once, with the close code, by _finish().
+        self._closed = False
+        self._close_code: int | None = None
+        self._close_reason = ""
+
+        self._refs = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._callbacks: list[StateCallback] = []
+        self._queues: set[asyncio.Queue[StateChange | None]] = set()
+
+    # Properties.
+
+    @property
+    def session(self) -> str | None:
+        """The session id, kept across reconnects; ``None`` before the first welcome."""
+        return self._session
+
+    @property
+    def state(self) -> dict[str, Any] | None:
+        """The agent's last known state, from the latest welcome, ack or push."""
+        return self._state
+
+    @property
+    def connected(self) -> bool:
+        """Whether a welcomed connection is open right now."""
+        return self._ws is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the console ended for good; it won't reconnect."""
+        return self._closed
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code that ended the console, once :attr:`closed`."""
+        return self._close_code
+
+    # Opening and closing.
+
+    async def connect(self) -> Welcome:
+        """Open the connection and the session; start reading and reconnecting.
+
+        Raises :exc:`SessionClosed` on a terminal close during ``hello`` (4501 for
+        a bad token), :exc:`ConnectionLost` on another close, and, as websockets
+        does, :exc:`OSError`, :exc:`~websockets.exceptions.InvalidHandshake` or
+        :exc:`TimeoutError` when the socket can't be opened. It doesn't retry:
+        automatic reconnecting starts once connected.
+        """
+        if self._closing:
+            raise SessionClosed(self._close_code, "the console was closed")
+        if self._runner is not None:
+            raise RuntimeError("the console is already connected")
+        ws, welcome = await self._open()
+        self._adopt(ws, welcome)
+        self._runner = asyncio.create_task(self._run(ws), name="presence-console")
+        return welcome
+
+    async def close(self) -> None:
+        """Say ``bye`` (the session ends), wait for the server's close, stop for good.
+
+        Closing while reconnecting leaves no one to say ``bye`` to; the server
+        ends the session once ``session_ttl`` passes without a resume.
+        """
+        if not self._closing:
+            self._closing = True
+            if self._ws is not None:
+                await self._say_bye(self._ws)
+            elif self._runner is not None:
+                # Reconnecting: there is no one to say bye to.
+                self._finish(None, "closed while reconnecting")
+                self._runner.cancel()
+        if self._runner is not None:
+            # wait() rather than await: a cancelled runner is the expected outcome here.
+            await asyncio.wait([self._runner])
+        self._finish(None, "closed by the client")
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Requests.
+
+    async def set_status(self, value: str) -> Ack:
+        """Declare the agent's status: ``available`` or one of the company's."""
+        return _ack(await self._request({"t": "status", "value": value}))
+
+    async def report(self, value: str) -> Ack:
+        """Report an activity: ``in-call``, ``end-call``, ``dismiss``, ``meeting``,
+        ``meeting-end``."""
+        return _ack(await self._request({"t": "activity", "value": value}))
+
+    async def ping(self) -> float:
+        """Seconds until the server's ``pong``, including any wait for a reconnect."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self._request({"t": "ping"})
+        return loop.time() - started
+
+    # State pushes.
+
+    def on_state(self, callback: StateCallback) -> Callable[[], None]:
+        """Call ``callback(state, event)`` whenever someone else changes the agent.
+
+        After a reconnect it is called with the welcome's state and ``None``,
+        since what changed while offline is unknown. It runs in the reader task,
+        so it must not block. Returns a function that unregisters it.
+        """
+        self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    async def states(self) -> AsyncIterator[StateChange]:
+        """Yield ``(state, event)`` as :meth:`on_state` would; end once closed.
+
+        Pushes queue up while the loop body runs, so none is missed; stop iterating
+        (break, or aclose()) to stop queueing.
+        """
+        if self._closed:
+            return
+        queue: asyncio.Queue[StateChange | None] = asyncio.Queue()
+        self._queues.add(queue)
+        try:
+            while (change := await queue.get()) is not None:
+                yield change
+        finally:
+            self._queues.discard(queue)
+
+    # The connection's life.
+
+    async def _open(self) -> tuple[ClientConnection, Welcome]:
+        hello: dict[str, Any] = {"t": "hello", "token": await self._fresh_token()}
+        if self._session is not None:
+            hello["session"] = self._session
+        elif self._status is not None:
+            hello["status"] = self._status
+        if self._client is not None:
+            hello["client"] = self._client
+        async with asyncio.timeout(self._request_timeout):
+            ws = await ws_connect(self._url, subprotocols=[self._subprotocol], open_timeout=None)
+            try:
+                await _send(ws, hello)
+                return ws, await _welcome(ws)
+            except BaseException:
+                # Without a welcome the socket is of no use: drop it, no close handshake.
+                ws.transport.abort()
+                raise
+
+    async def _fresh_token(self) -> str:
+        if isinstance(self._token, str):
+            return self._token
+        token = self._token()
+        return await token if inspect.isawaitable(token) else token
+
+    def _adopt(self, ws: ClientConnection, welcome: Welcome) -> None:
+        if self._session is not None and not welcome.resumed:
+            logger.warning(
+                "session %s was not resumed; new session %s", self._session, welcome.session
+            )
+        self._session = welcome.session
+        self._state = welcome.state
+        self._ws = ws
+        self._ready.set()
+        logger.info("connected: session %s (resumed: %s)", welcome.session, welcome.resumed)
+
+    async def _run(self, ws: ClientConnection) -> None:
+        """Read until the connection ends, then reconnect or finish."""
+        code: int | None = None
+        reason = "the reader stopped"
+        try:
+            while True:
+                await self._read(ws)
+                code, reason = ws.close_code, ws.close_reason or ""
+                if self._closing or not should_reconnect(code):
+                    return
+                self._lose(code)
+                code, reason = None, "stopped while reconnecting"
+                ws, welcome = await self._reconnect()
+                self._adopt(ws, welcome)
+                self._push(welcome.state, None)
+        except SessionClosed as exc:
+            code, reason = exc.code, exc.reason
+        finally:
+            self._finish(code, reason)
+
+    async def _read(self, ws: ClientConnection) -> None:
+        # The close code, which the caller reads once this returns, decides what's next.
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                self._dispatch(await ws.recv())
+
+    def _lose(self, code: int | None) -> None:
+        logger.warning("connection lost (close code %s); reconnecting", code)
+        self._ws = None
+        self._ready.clear()
+        for answer in self._pending.values():
+            if not answer.done():
+                answer.set_exception(ConnectionLost(f"connection lost (close code {code})"))
+
+    async def _reconnect(self) -> tuple[ClientConnection, Welcome]:
+        """Open a new connection for the same session; raise SessionClosed to stop."""
+        for attempt, delay in enumerate(self._backoff(), start=1):
+            await asyncio.sleep(delay)
+            try:
+                return await self._open()
+            except SessionClosed:
+                raise
+            except Exception as exc:  # any other failure is transient: try again later
+                logger.warning("reconnect attempt %d failed: %r", attempt, exc)
+        raise SessionClosed(None, "gave up reconnecting")
+
+    def _finish(self, code: int | None, reason: str) -> None:
+        if self._closed:
+            return
+        self._closing = self._closed = True
+        self._close_code, self._close_reason = code, reason
+        self._ws = None
+        self._ready.set()
+        for answer in self._pending.values():
+            if not answer.done():
+                answer.set_exception(SessionClosed(code, reason))
+        for queue in self._queues:
+            queue.put_nowait(None)
+        logger.info("console closed (close code %s): %s", code, reason)
+
+    async def _say_bye(self, ws: ClientConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            await _send(ws, {"t": "bye"})
+        try:
+            async with asyncio.timeout(self._request_timeout):
+                await ws.wait_closed()
+        except TimeoutError:
+            logger.warning("no close from the server after bye; closing the connection")
+            await ws.close()
+
+    # Frames.
+
+    async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        async with asyncio.timeout(self._request_timeout):
+            ws = await self._connection()
+            ref = next(self._refs)
+            answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            self._pending[ref] = answer
+            try:
+                # A socket closing under us is the reader's to notice; it fails the answer.
+                with contextlib.suppress(ConnectionClosed):
+                    await _send(ws, {**message, "ref": ref})
+                frame = await answer
+            finally:
+                del self._pending[ref]
+        if frame["t"] == "error":
+            raise _request_error(frame)
+        return frame
+
+    async def _connection(self) -> ClientConnection:
+        while True:
+            if self._closing:
+                raise SessionClosed(
+                    self._close_code, self._close_reason or "the console was closed"
+                )
+            ws = self._ws
+            if ws is not None:
+                if ws.state is State.OPEN and not ws.transport.is_closing():
+                    return ws
+                # Going down: a frame now would be dropped unseen. The reader is about
+                # to notice, and sets _ready again once reconnected or closed for good.
+                self._ready.clear()
+            await self._ready.wait()
+
+    def _dispatch(self, data: str | bytes) -> None:
+        try:
+            frame = decode_frame(data)
+        except FrameError as exc:
+            logger.warning("ignored a frame from the server: %s", exc)
+            return
+        kind, ref = frame["t"], frame.get("ref")
+        if kind == "state":
+            state, event = frame.get("state"), frame.get("event")
+            if isinstance(state, dict):
+                self._push(state, event if isinstance(event, dict) else None)
+            else:
+                logger.warning("ignored a state push without a state")
+        elif kind in ("ack", "error", "pong"):
+            if isinstance(frame.get("state"), dict):
+                self._state = frame["state"]
+            answer = self._pending.get(ref) if isinstance(ref, int) else None
+            if answer is not None and not answer.done():
+                answer.set_result(frame)
+            elif kind == "error":
+                logger.warning("server error %s: %s", frame.get("code"), frame.get("message"))
+        else:
+            logger.debug("ignored a %r frame", kind)
+
+    def _push(self, state: dict[str, Any], event: dict[str, Any] | None) -> None:
+        self._state = state
+        for callback in list(self._callbacks):
+            try:
+                callback(state, event)
+            except Exception:
+                # One faulty subscriber must not stop the reader, and with it the session.
+                logger.exception("a state callback failed")
+        for queue in self._queues:
+            queue.put_nowait((state, event))
+
+
+async def _send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    # Without a subprotocol agreed, the spec's server speaks msgpack.
+    await ws.send(encode_frame(message, ws.subprotocol or MSGPACK))
+
+
+async def _welcome(ws: ClientConnection) -> Welcome:
+    """Wait for the answer to ``hello``; a close instead becomes SessionClosed or ConnectionLost."""
+    try:
+        while True:
+            try:
+                frame = decode_frame(await ws.recv())
+            except FrameError as exc:
+                raise ProtocolError(f"undecodable answer to hello: {exc}") from None
+            if frame["t"] == "welcome":
+                return _parse_welcome(frame)
+            if frame["t"] == "error":
+                # The server explains a refused hello, then closes: the close code decides.
+                logger.info("hello refused: %s: %s", frame.get("code"), frame.get("message"))
+    except ConnectionClosed:
+        code, reason = ws.close_code, ws.close_reason or ""
+        if should_reconnect(code):
+            raise ConnectionLost(f"closed during hello ({code}): {reason}") from None
+        raise SessionClosed(code, reason) from None
+
+
+def _parse_welcome(frame: dict[str, Any]) -> Welcome:
+    session, state = frame.get("session"), frame.get("state")
+    if not isinstance(session, str) or not isinstance(state, dict):
+        raise ProtocolError("a welcome needs a session and a state")
+    return Welcome(
+        session=session,
+        resumed=frame.get("resumed") is True,
+        state=state,
+        statuses=list(frame.get("statuses") or []),
+        heartbeat=dict(frame.get("heartbeat") or {}),
+    )
+
+
+def _ack(frame: dict[str, Any]) -> Ack:
+    state, event = frame.get("state"), frame.get("event")
+    if not isinstance(state, dict) or not (event is None or isinstance(event, dict)):
+        raise ProtocolError(f"an ack needs a state and an event or null: {frame!r}")
+    return Ack(event=event, state=state)
+
+
+def _request_error(frame: dict[str, Any]) -> RequestError:
+    raw, message = frame.get("code"), str(frame.get("message") or "")
+    try:
+        code = ErrorCode(str(raw))
+    except ValueError:
+        # A newer server's code: keep it readable in the message.
+        code, message = ErrorCode.INTERNAL, f"{raw}: {message}"
+    return RequestError(code, message)
