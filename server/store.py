@@ -28,6 +28,7 @@ state, log, indexes and publication together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -37,15 +38,34 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from client_sdk.protocol import DEFAULT_STATUSES, ErrorCode
 from server.errors import Refused, StaleConnection, StoreUnavailable
 from server.presence import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
-__all__ = ["Outcome", "Store", "new_session_id", "parse_changes"]
+__all__ = [
+    "ORIGIN",
+    "Outcome",
+    "Store",
+    "entry_from_fields",
+    "id_key",
+    "new_session_id",
+    "parse_changes",
+]
 
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: Events that set the agent's segments (from the console's token).
+SEGMENT_EVENTS: Final = frozenset({"connected", "reconnected"})
+#: The id before every entry: a cursor into an empty stream.
+ORIGIN: Final = "0-0"
+
+
+def id_key(entry_id: str) -> tuple[int, int]:
+    """Stream ids compare as (milliseconds, sequence), never as strings."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def new_session_id(now_ms: int | None = None) -> str:
@@ -99,7 +119,7 @@ def state_from_fields(fields: dict[str, Any]) -> AgentState:
 
 def event_from_fields(entry_id: str, fields: dict[str, Any]) -> Event:
     """An :class:`Event` from a stream entry (or the script's copy of one)."""
-    segments = fields.get("segments")
+    segments = fields.get("segments") if fields["value"] in SEGMENT_EVENTS else None
     return Event(
         id=entry_id,
         ts=int(fields["ts"]),
@@ -110,6 +130,12 @@ def event_from_fields(entry_id: str, fields: dict[str, Any]) -> Event:
         reason=fields.get("reason") or None,
         segments=None if segments is None else tuple(s for s in segments.split(",") if s),
     )
+
+
+def entry_from_fields(entry_id: str, fields: dict[str, Any]) -> tuple[Event, AgentState]:
+    """A stream entry: the event and the agent's state after it."""
+    state = state_from_fields(fields)
+    return event_from_fields(entry_id, fields), dataclasses.replace(state, version=entry_id)
 
 
 def parse_changes(payload: dict[str, Any]) -> list[tuple[Event, AgentState]]:
@@ -181,7 +207,7 @@ class Store:
                 raise StaleConnection(result["message"])
             raise Refused(ErrorCode(result["error"]), result["message"])
         return Outcome(
-            agent=agent,
+            agent=result["agent"],
             changes=parse_changes(result),
             session=result.get("session"),
             resumed=bool(result.get("resumed")),
@@ -239,7 +265,131 @@ class Store:
     ) -> Outcome:
         return await self._run("acd", company, agent, now, "", {"value": value, "reason": reason})
 
+    async def claim(
+        self, company: str, *, now: int, segment: str | None = None, exclude: tuple[str, ...] = ()
+    ) -> Outcome:
+        """Occupy the routable agent idle the longest (of ``segment``), except ``exclude``."""
+        args = {"segment": segment, "exclude": list(exclude)}
+        return await self._run("claim", company, "", now, "", args)
+
+    async def trim(self, company: str, before_ms: int) -> None:
+        """Drop the log's entries older than ``before_ms``, and their index entries."""
+        prefix = self.company_prefix(company)
+        agents = cast(set[str], await self.redis.smembers(prefix + "agents"))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xtrim(self.stream_key(company), minid=str(before_ms))
+            for agent in agents:
+                pipe.xtrim(prefix + "agent-log:" + agent, minid=str(before_ms))
+            await pipe.execute()
+
+    async def companies(self) -> list[str]:
+        """Every company with a log."""
+        pattern = self.prefix + "{*}:events"
+        return [self.company_of_key(key) async for key in self.redis.scan_iter(match=pattern)]
+
+    def company_of_key(self, key: str) -> str:
+        return key[len(self.prefix) + 1 : key.index("}:", len(self.prefix))]
+
     # Reads.
+
+    async def head(self, company: str) -> tuple[str | None, str]:
+        """The log's epoch (``None`` before its first event) and its last entry id."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.company_prefix(company) + "epoch")
+            pipe.xrevrange(self.stream_key(company), count=1)
+            epoch, last = await pipe.execute()
+        return epoch, last[0][0] if last else ORIGIN
+
+    async def recoverable_after(self, company: str, entry_id: str) -> bool:
+        """Whether every entry after ``entry_id`` is still in the log (none trimmed)."""
+        try:
+            info = await self.redis.xinfo_stream(self.stream_key(company))
+        except ResponseError:  # no stream at all
+            return False
+        deleted = info.get("max-deleted-entry-id") or ORIGIN
+        return id_key(entry_id) >= id_key(deleted)
+
+    async def entries(
+        self, company: str, after: str, *, until: str = "+", count: int = 1000
+    ) -> list[tuple[Event, AgentState]]:
+        """Entries after ``after`` (exclusive) up to ``until`` (inclusive), oldest first."""
+        raw = cast(
+            list[tuple[str, dict[str, str]]],
+            await self.redis.xrange(
+                self.stream_key(company), min="(" + after, max=until, count=count
+            ),
+        )
+        return [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
+
+    async def tail(
+        self, company: str, after: str, *, block_ms: int, count: int = 1000
+    ) -> list[tuple[Event, AgentState]]:
+        """Entries after ``after``, waiting up to ``block_ms`` for the first one."""
+        reply = await self.redis.xread(
+            {self.stream_key(company): after}, count=count, block=block_ms
+        )
+        if not reply:
+            return []
+        _, raw = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply)[0]
+        return [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
+
+    async def log(
+        self,
+        company: str,
+        *,
+        agent: str | None = None,
+        after: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        session: str | None = None,
+        limit: int = 1000,
+    ) -> tuple[list[Event], str | None]:
+        """One page of the log, oldest first, and the id to continue ``after`` (or None).
+
+        ``start_ms``/``end_ms`` select by the time an entry entered the log (its
+        id), ``end_ms`` exclusive. One agent's events come from its own index,
+        so their cost does not grow with the company's other agents.
+        """
+        low = "(" + after if after else ("-" if start_ms is None else str(start_ms))
+        high = "+" if end_ms is None else str(end_ms - 1)
+        found: list[Event] = []
+        while len(found) < limit:
+            chunk = limit - len(found) + 1
+            if agent is None:
+                raw = await self.redis.xrange(
+                    self.stream_key(company), min=low, max=high, count=chunk
+                )
+                page = [event_from_fields(i, f) for i, f in cast(list[Any], raw)]
+            else:
+                page = await self._agent_page(company, agent, low, high, chunk)
+            if not page:
+                return found, None
+            for event in page:
+                if session is None or event.session == session:
+                    if len(found) == limit:
+                        return found, found[-1].id
+                    found.append(event)
+            low = "(" + str(page[-1].id)
+            if len(page) < chunk:
+                return found, None
+        return found, found[-1].id if found else None
+
+    async def _agent_page(
+        self, company: str, agent: str, low: str, high: str, count: int
+    ) -> list[Event]:
+        index = self.company_prefix(company) + "agent-log:" + agent
+        ids = [
+            i
+            for i, _ in cast(
+                list[Any], await self.redis.xrange(index, min=low, max=high, count=count)
+            )
+        ]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry_id in ids:
+                pipe.xrange(self.stream_key(company), min=entry_id, max=entry_id)
+            rows = await pipe.execute()
+        # An id whose entry was trimmed from the log first has nothing to show.
+        return [event_from_fields(*row[0]) for row in rows if row]
 
     # The client decodes responses (decode_responses=True); redis-py's types
     # cannot know that, hence the casts to str below.

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from server.presence import Event, replay
-from server.store import Store
+from server.presence import AgentState, Event, evolve, replay
+from server.store import ORIGIN, Store, id_key
 
 #: Invariant 1, over one session's connection events (c, d, r).
 SESSION_GRAMMAR = re.compile(r"c(dr)*d?")
@@ -52,13 +52,24 @@ def check_no_double_occupation(events: list[Event]) -> None:
             occupied.discard(event.agent)
 
 
+def check_entry_states(entries: list[tuple[Event, AgentState]]) -> dict[str, AgentState]:
+    """Each entry's state is the fold of the log up to it (what monitors are served)."""
+    states: dict[str, AgentState] = {}
+    for event, state in entries:
+        states[event.agent] = evolve(states.get(event.agent) or AgentState(event.agent), event)
+        assert states[event.agent] == state, f"entry {event.id} carries {state}"
+    return states
+
+
 async def check_company(store: Store, company: str) -> list[Event]:
     """Every invariant, and invariant 3: the replayed log is the served state."""
-    events = await store.events(company)
-    ids = [event.id for event in events]
-    assert ids == sorted(ids, key=lambda i: tuple(map(int, str(i).split("-"))))
+    entries = await store.entries(company, ORIGIN, count=10**7)
+    events = [event for event, _ in entries]
+    ids = [str(event.id) for event in events]
+    assert ids == sorted(ids, key=id_key)
     check_sessions(events)
     check_one_online_session(events)
     check_no_double_occupation(events)
-    assert replay(events) == await store.states(company)
+    replayed = check_entry_states(entries)
+    assert replayed == replay(events) == await store.states(company)
     return events

@@ -7,8 +7,8 @@
 -- KEYS[1] - the company's key prefix, e.g. "presence:{acme}:". Every key this
 --           script touches is that prefix plus a suffix, so all of them share
 --           the "{acme}" hash tag and the slot KEYS[1] routes to.
--- ARGV[1] - op: hello | disconnect | status | activity | acd
--- ARGV[2] - agent id
+-- ARGV[1] - op: hello | disconnect | status | activity | acd | claim
+-- ARGV[2] - agent id ("" for claim: the script picks one)
 -- ARGV[3] - now, integer milliseconds since the epoch, as a decimal string
 -- ARGV[4] - the connection asking ("" when not a console: ACD, supervisor, server)
 -- ARGV[6] - the instance applying it (pub/sub listeners skip their own changes)
@@ -17,6 +17,7 @@
 --           disconnect: {reason, end_session, session_ttl}
 --           status:     {value, by_user}
 --           activity:   {value}      acd: {value, reason?}
+--           claim:      {segment?, exclude[]}
 -- Returns, and publishes when anything changed, a JSON map: {ok = true, agent,
 -- changes = [{event, state}], session, resumed, origin (ARGV[4]), instance
 -- (ARGV[6]), ended_conn (the connection whose hold on the session this change
@@ -26,7 +27,6 @@ local base = KEYS[1]
 local op, agent, now, conn, instance = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local args = cjson.decode(ARGV[5])
 
-local agent_key = base .. 'agent:' .. agent
 local stream_key = base .. 'events'
 
 -- Company settings; the defaults are server/presence.py's CompanyConfig.
@@ -44,6 +44,31 @@ end
 local initial_status = cfg[3] or 'busy'
 local timeout_status = cfg[4]
 if timeout_status == '' then timeout_status = nil end
+
+local function refuse(code, message)
+    return cjson.encode({ error = code, message = message })
+end
+
+-- claim: the routable agent idle the longest (ties by agent id: the sorted set
+-- orders equal scores by member), skipping `exclude`, then occupy it.
+if op == 'claim' then
+    if acd_mode ~= 'circular' then return refuse('acd-mode', 'claims need acd_mode circular') end
+    local idle_key = base .. 'idle'
+    if args.segment then idle_key = idle_key .. ':' .. args.segment end
+    local excluded = {}
+    for _, name in ipairs(args.exclude or {}) do excluded[name] = true end
+    agent = nil
+    for _, candidate in ipairs(redis.call('ZRANGE', idle_key, 0, #(args.exclude or {}))) do
+        if not excluded[candidate] then
+            agent = candidate
+            break
+        end
+    end
+    if agent == nil then return refuse('no-agent-available', 'no routable agent to claim') end
+    op, args = 'acd', { value = 'occupying' }
+end
+
+local agent_key = base .. 'agent:' .. agent
 
 local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
     'since_connection', 'since_status', 'since_activity', 'idle_since', 'version', 'conn' }
@@ -66,10 +91,6 @@ local segments_before = state.segments
 
 local function routable(s)
     return s.connection == 'online' and s.status == 'available' and s.activity == 'idle'
-end
-
-local function refuse(code, message)
-    return cjson.encode({ error = code, message = message })
 end
 
 local ACTIVITY_AFTER = {
@@ -104,16 +125,12 @@ local function snapshot()
 end
 
 -- evolve(): the state after one event; then the event is appended and kept.
+-- The fields of the state that a stream entry carries after its event's own.
+local STATE_FIELDS = { 'connection', 'status', 'activity', 'segments', 'since_connection',
+    'since_status', 'since_activity', 'idle_since' }
+
 local function emit(kind, value, reason, session, segments)
     local was_routable = routable(state)
-    local fields = { 'ts', now, 'agent', agent, 'session', session or '', 'type', kind,
-        'value', value, 'reason', reason or '' }
-    if segments then
-        fields[#fields + 1] = 'segments'
-        fields[#fields + 1] = segments
-    end
-    local id = redis.call('XADD', stream_key, '*', unpack(fields))
-
     local function set(name, new)
         if state[name] ~= new or state['since_' .. name] == nil then
             state['since_' .. name] = now
@@ -132,12 +149,30 @@ local function emit(kind, value, reason, session, segments)
     else
         set('status', value)
     end
-    state.version = id
     if not routable(state) then
         state.idle_since = nil
     elseif not was_routable then
         state.idle_since = now
     end
+
+    -- The entry: the event, then the agent's state after it, so that any range
+    -- of the log can be served with states without replaying what came before.
+    local fields = { 'ts', now, 'agent', agent, 'session', session or '', 'type', kind,
+        'value', value, 'reason', reason or '' }
+    for _, name in ipairs(STATE_FIELDS) do
+        fields[#fields + 1] = name
+        fields[#fields + 1] = state[name] or ''
+    end
+    local id = redis.call('XADD', stream_key, '*', unpack(fields))
+    -- The agent's own index: the same ids, so one agent's day is one XRANGE.
+    -- An index ahead of the log outlived a lost log: it starts again with it.
+    local index_key = base .. 'agent-log:' .. agent
+    if redis.pcall('XADD', index_key, id, 'value', value).err then
+        redis.call('DEL', index_key)
+        redis.call('XADD', index_key, id, 'value', value)
+    end
+    state.version = id
+
     local event = { id = id, ts = now, agent = agent, session = session or '', type = kind,
         value = value, reason = reason or '' }
     if segments then event.segments = segments end
