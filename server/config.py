@@ -45,6 +45,8 @@ class Settings:
     rate_limit: float = 20.0
     rate_burst: int = 40
     allowed_origins: tuple[str, ...] = ()
+    monitor_queue: int = 1000
+    retention_days: float = 30.0
     log_level: str = "info"
 
 
@@ -91,6 +93,9 @@ OPTIONS: tuple[Option, ...] = (
         _origins,
         "comma-separated Origin values allowed to open WebSockets; empty: any",
     ),
+    Option("monitor_queue", int,
+           "events a live monitor may have undelivered before it is closed with 4100"),
+    Option("retention_days", float, "days of events the log keeps; older ones are trimmed"),
     Option("log_level", str, "debug, info, warning or error"),
 )
 
