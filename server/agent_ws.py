@@ -25,27 +25,24 @@ sustained flooding                     ``rate-limited`` (close 4129)
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
 from typing import Any, Final
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from client_sdk.protocol import (
     ACTIVITY_VALUES,
     IDENTIFIER,
-    MSGPACK,
     STATUS_VALUE,
-    SUBPROTOCOLS,
     CloseCode,
     ErrorCode,
     FrameError,
     decode,
-    encode,
 )
-from server.auth import Identity, TokenError, verify
+from server.auth import Identity
+from server.connection import Connection, ServerClosed, accept, now_ms, valid_ref
 from server.errors import Refused, StaleConnection, StoreUnavailable
 from server.presence import AgentState, Event
 from server.ratelimit import RateLimiter, Verdict
@@ -53,33 +50,12 @@ from server.runtime import Runtime
 from server.store import Outcome
 from server.wsproto import HEARTBEAT_TIMEOUT
 
-__all__ = ["agent_endpoint", "choose_subprotocol"]
+__all__ = ["agent_endpoint"]
 
 log = logging.getLogger("presence.agent")
 
 #: 1013 "try again later": the store is down, the console should reconnect.
 TRY_AGAIN_LATER: Final = 1013
-#: A ref is echoed back, so it must fit both codecs' integers.
-REF_MIN: Final = -(2**63)
-REF_MAX: Final = 2**64 - 1
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def choose_subprotocol(offered: list[str]) -> str:
-    """The first of the client's subprotocols the server speaks; msgpack if none."""
-    return next((name for name in offered if name in SUBPROTOCOLS), MSGPACK)
-
-
-def origin_allowed(websocket: WebSocket, allowed: tuple[str, ...]) -> bool:
-    return not allowed or websocket.headers.get("origin") in allowed
-
-
-def bearer_token(websocket: WebSocket) -> str | None:
-    scheme, _, token = websocket.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def disconnect_reason(code: int, reason: str) -> str:
@@ -93,29 +69,20 @@ def disconnect_reason(code: int, reason: str) -> str:
     return "client-closed"
 
 
-class ServerClosed(Exception):
-    """Raised inside a connection when the server ends it, with what to record."""
-
-    def __init__(self, code: int, reason: str, record: str | None) -> None:
-        super().__init__(reason)
-        self.code, self.reason, self.record = code, reason, record
+AGENT_ROLES: Final = frozenset({"agent"})
 
 
-class AgentConnection:
+class AgentConnection(Connection):
     """One console's socket, from ``hello`` to the recorded disconnection."""
 
     def __init__(self, websocket: WebSocket, runtime: Runtime, subprotocol: str) -> None:
-        self.websocket = websocket
-        self.runtime = runtime
-        self.settings = runtime.settings
-        self.subprotocol = subprotocol
+        super().__init__(websocket, runtime, subprotocol)
         self.conn_id = f"{runtime.instance}/{secrets.token_hex(6)}"
         self.company = ""
         self.agent = ""
         self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
         #: Set when another party ended this connection's hold on the session.
         self.ended_elsewhere = False
-        self._tasks: set[asyncio.Task[None]] = set()
         #: Pushes that arrive between registering and the welcome: a console
         #: must see its welcome first.
         self._before_welcome: list[dict[str, Any]] | None = []
@@ -127,56 +94,19 @@ class AgentConnection:
         if self._before_welcome is not None:
             self._before_welcome.append(frame)
         else:
-            self._spawn(self.send(frame))
+            self.spawn(self.send(frame))
 
     def end(self, code: int, reason: str) -> None:
         self.ended_elsewhere = True
-        self._spawn(self._close(code, reason))
-
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    # Sending.
-
-    async def send(self, message: dict[str, Any]) -> None:
-        data = encode(message, self.subprotocol)
-        # A socket closing under us is not an error: its end is handled by receive.
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
-            if isinstance(data, str):
-                await self.websocket.send_text(data)
-            else:
-                await self.websocket.send_bytes(data)
-
-    async def _close(self, code: int, reason: str = "") -> None:
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
-            await self.websocket.close(code, reason[:120])
-
-    async def error(self, ref: Any, code: ErrorCode, message: str) -> None:
-        await self.send({"t": "error", "ref": ref, "code": code.value, "message": message})
-
-    # Receiving.
-
-    async def receive(self) -> dict[str, Any] | str | bytes:
-        """The next frame's payload, or the ``websocket.disconnect`` message."""
-        message = await self.websocket.receive()
-        if message["type"] == "websocket.disconnect":
-            return dict(message)
-        payload: str | bytes | None = message.get("text")
-        if payload is None:
-            payload = message.get("bytes") or b""
-        if len(payload) > self.settings.max_message_size:
-            raise ServerClosed(CloseCode.MESSAGE_TOO_BIG, "frame too large", "protocol-error")
-        return payload
+        self.spawn(self.close(code, reason))
 
     # The connection's life.
 
     async def run(self) -> None:
         try:
-            identity, hello = await self.handshake()
+            identity, hello = await self.read_hello(AGENT_ROLES)
         except ServerClosed as closed:
-            await self._close(closed.code, closed.reason)
+            await self.close(closed.code, closed.reason)
             return
         self.company, self.agent = identity.company, identity.sub
         try:
@@ -191,11 +121,11 @@ class AgentConnection:
             )
         except Refused as refused:
             await self.error(None, refused.code, refused.message)
-            await self._close(CloseCode.PROTOCOL_ERROR, refused.code.value)
+            await self.close(CloseCode.PROTOCOL_ERROR, refused.code.value)
             return
         except StoreUnavailable:
             await self.error(None, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable")
-            await self._close(TRY_AGAIN_LATER, "store-unavailable")
+            await self.close(TRY_AGAIN_LATER, "store-unavailable")
             return
         hub = self.runtime.hub
         hub.dispatch(identity.company, outcome.published)
@@ -209,38 +139,17 @@ class AgentConnection:
             await self.serve(identity)
         finally:
             hub.unregister(self)
-            for task in list(self._tasks):
-                task.cancel()
+            self.cancel_tasks()
 
-    async def handshake(self) -> tuple[Identity, dict[str, Any]]:
-        try:
-            first = await asyncio.wait_for(self.receive(), self.settings.hello_timeout)
-        except TimeoutError:
-            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "no hello in time", None) from None
-        if isinstance(first, dict):
-            raise ServerClosed(CloseCode.NORMAL, "gone before hello", None)
-        try:
-            hello = decode(first)
-        except FrameError as exc:
-            raise ServerClosed(CloseCode.PROTOCOL_ERROR, str(exc), None) from None
-        if hello["t"] != "hello":
-            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "the first frame must be hello", None)
+    def check_hello(self, hello: dict[str, Any]) -> None:
         session, status = hello.get("session"), hello.get("status")
         if session is not None and not isinstance(session, str):
-            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "session must be a string", None)
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "session must be a string")
         if session is not None and not IDENTIFIER.fullmatch(session):
             # No session id this server made: unknown, so a new session (spec §4).
             hello["session"] = None
         if status is not None and not (isinstance(status, str) and STATUS_VALUE.fullmatch(status)):
-            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "status must be a status value", None)
-        token = hello.get("token") or bearer_token(self.websocket)
-        try:
-            identity = verify(token, self.runtime.secret)
-        except TokenError as exc:
-            raise ServerClosed(CloseCode.UNAUTHORIZED, str(exc), None) from None
-        if identity.role != "agent":
-            raise ServerClosed(CloseCode.FORBIDDEN, "an agent token is required", None)
-        return identity, hello
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "status must be a status value")
 
     def welcome(self, outcome: Outcome, statuses: list[dict[str, str]]) -> dict[str, Any]:
         state = outcome.state
@@ -263,7 +172,7 @@ class AgentConnection:
         end_session = False
         expiry = asyncio.get_running_loop().call_later(
             max(0.0, identity.exp - time.time()),
-            lambda: self._spawn(self._expire()),
+            lambda: self.spawn(self._expire()),
         )
         try:
             while True:
@@ -285,7 +194,7 @@ class AgentConnection:
                     break
         except ServerClosed as closed:
             record = closed.record
-            await self._close(closed.code, closed.reason)
+            await self.close(closed.code, closed.reason)
         finally:
             expiry.cancel()
             if record is not None and not self.ended_elsewhere:
@@ -295,7 +204,7 @@ class AgentConnection:
         # Record first, so the console never sees 4511 before the log does.
         self.ended_elsewhere = True
         await self.record_disconnect("token-expired", end_session=False)
-        await self._close(CloseCode.TOKEN_EXPIRED, "token-expired")
+        await self.close(CloseCode.TOKEN_EXPIRED, "token-expired")
 
     async def record_disconnect(self, reason: str, end_session: bool) -> Outcome | None:
         try:
@@ -329,9 +238,7 @@ class AgentConnection:
             await self.error(None, ErrorCode.BAD_REQUEST, str(exc))
             return False
         ref = message.get("ref")
-        if ref is not None and not (
-            isinstance(ref, int) and not isinstance(ref, bool) and REF_MIN <= ref <= REF_MAX
-        ):
+        if not valid_ref(ref):
             await self.error(None, ErrorCode.BAD_REQUEST, "ref must be a 64-bit integer")
             return False
         if verdict is Verdict.REFUSE:
@@ -344,7 +251,7 @@ class AgentConnection:
             outcome = await self.record_disconnect("client-closed", end_session=True)
             self.ended_elsewhere = True  # recorded here; nothing left to record
             await self.ack(ref, outcome)
-            await self._close(CloseCode.NORMAL, "bye")
+            await self.close(CloseCode.NORMAL, "bye")
             return True
         elif kind in ("status", "activity"):
             await self.change(kind, message, ref)
@@ -395,11 +302,6 @@ class AgentConnection:
 
 
 async def agent_endpoint(websocket: WebSocket) -> None:
-    runtime: Runtime = websocket.app.state.runtime
-    if not origin_allowed(websocket, runtime.settings.allowed_origins):
-        await websocket.close(CloseCode.FORBIDDEN)  # before accept: an HTTP 403
-        return
-    subprotocol = choose_subprotocol(websocket.scope.get("subprotocols") or [])
-    offered = websocket.scope.get("subprotocols") or []
-    await websocket.accept(subprotocol=subprotocol if subprotocol in offered else None)
-    await AgentConnection(websocket, runtime, subprotocol).run()
+    subprotocol = await accept(websocket)
+    if subprotocol is not None:
+        await AgentConnection(websocket, websocket.app.state.runtime, subprotocol).run()

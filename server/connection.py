@@ -1,0 +1,152 @@
+"""What both WebSockets share (spec §4–§5): the subprotocol, ``hello`` within
+``hello_timeout`` with a token of the right role, one map per frame, size
+limits, and closing without tripping over a socket that is already gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Coroutine
+from typing import Any, Final
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from client_sdk.protocol import MSGPACK, SUBPROTOCOLS, CloseCode, ErrorCode, FrameError, decode
+from client_sdk.protocol import encode as encode_frame
+from server.auth import Identity, TokenError, verify
+from server.runtime import Runtime
+
+__all__ = [
+    "REF_MAX",
+    "REF_MIN",
+    "Connection",
+    "ServerClosed",
+    "accept",
+    "now_ms",
+    "valid_ref",
+]
+
+#: A ref is echoed back, so it must fit both codecs' integers.
+REF_MIN: Final = -(2**63)
+REF_MAX: Final = 2**64 - 1
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def valid_ref(ref: object) -> bool:
+    return ref is None or (
+        isinstance(ref, int) and not isinstance(ref, bool) and REF_MIN <= ref <= REF_MAX
+    )
+
+
+class ServerClosed(Exception):
+    """Raised inside a connection when the server ends it; ``record`` is the
+    disconnect reason to log, if the connection holds a session."""
+
+    def __init__(self, code: int, reason: str, record: str | None = None) -> None:
+        super().__init__(reason)
+        self.code, self.reason, self.record = code, reason, record
+
+
+async def accept(websocket: WebSocket) -> str | None:
+    """Accept the socket with the first subprotocol offered that the server speaks
+    (msgpack when none is); ``None`` when its Origin is not allowed (an HTTP 403)."""
+    runtime: Runtime = websocket.app.state.runtime
+    allowed = runtime.settings.allowed_origins
+    if allowed and websocket.headers.get("origin") not in allowed:
+        await websocket.close(CloseCode.FORBIDDEN)  # before accept: an HTTP 403
+        return None
+    offered = websocket.scope.get("subprotocols") or []
+    chosen = next((name for name in offered if name in SUBPROTOCOLS), None)
+    await websocket.accept(subprotocol=chosen)
+    return chosen or MSGPACK
+
+
+class Connection:
+    """One accepted socket of either kind."""
+
+    def __init__(self, websocket: WebSocket, runtime: Runtime, subprotocol: str) -> None:
+        self.websocket = websocket
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.subprotocol = subprotocol
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run ``coroutine`` beside the connection; cancelled when it ends."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    # Sending.
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.send_encoded(encode_frame(message, self.subprotocol))
+
+    async def send_encoded(self, data: str | bytes) -> None:
+        # A socket closing under us is not an error: its end is handled by receive.
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            if isinstance(data, str):
+                await self.websocket.send_text(data)
+            else:
+                await self.websocket.send_bytes(data)
+
+    async def close(self, code: int, reason: str = "") -> None:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await self.websocket.close(code, reason[:120])
+
+    async def error(self, ref: Any, code: ErrorCode, message: str) -> None:
+        await self.send({"t": "error", "ref": ref, "code": code.value, "message": message})
+
+    # Receiving.
+
+    async def receive(self) -> dict[str, Any] | str | bytes:
+        """The next frame's payload, or the ``websocket.disconnect`` message."""
+        message = await self.websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return dict(message)
+        payload: str | bytes | None = message.get("text")
+        if payload is None:
+            payload = message.get("bytes") or b""
+        if len(payload) > self.settings.max_message_size:
+            raise ServerClosed(CloseCode.MESSAGE_TOO_BIG, "frame too large", "protocol-error")
+        return payload
+
+    def check_hello(self, hello: dict[str, Any]) -> None:
+        """Check (and normalise) the fields of ``hello`` other than the token;
+        raise :class:`ServerClosed` for a malformed one."""
+
+    async def read_hello(self, roles: frozenset[str]) -> tuple[Identity, dict[str, Any]]:
+        """The ``hello`` frame and the identity of its token, which must have one of
+        ``roles``; raises :class:`ServerClosed` with the spec's close code otherwise."""
+        try:
+            first = await asyncio.wait_for(self.receive(), self.settings.hello_timeout)
+        except TimeoutError:
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "no hello in time") from None
+        if isinstance(first, dict):
+            raise ServerClosed(CloseCode.NORMAL, "gone before hello")
+        try:
+            hello = decode(first)
+        except FrameError as exc:
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, str(exc)) from None
+        if hello["t"] != "hello":
+            raise ServerClosed(CloseCode.PROTOCOL_ERROR, "the first frame must be hello")
+        self.check_hello(hello)
+        scheme, _, header_token = self.websocket.headers.get("authorization", "").partition(" ")
+        token = hello.get("token") or (header_token.strip() if scheme.lower() == "bearer" else None)
+        try:
+            identity = verify(token, self.runtime.secret)
+        except TokenError as exc:
+            raise ServerClosed(CloseCode.UNAUTHORIZED, str(exc)) from None
+        if identity.role not in roles:
+            allowed = ", ".join(sorted(roles))
+            raise ServerClosed(CloseCode.FORBIDDEN, f"this socket is for {allowed} tokens")
+        return identity, hello
