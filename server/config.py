@@ -93,8 +93,11 @@ OPTIONS: tuple[Option, ...] = (
         _origins,
         "comma-separated Origin values allowed to open WebSockets; empty: any",
     ),
-    Option("monitor_queue", int,
-           "events a live monitor may have undelivered before it is closed with 4100"),
+    Option(
+        "monitor_queue",
+        int,
+        "events a live monitor may have undelivered before it is closed with 4100",
+    ),
     Option("retention_days", float, "days of events the log keeps; older ones are trimmed"),
     Option("log_level", str, "debug, info, warning or error"),
 )
