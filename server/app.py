@@ -20,9 +20,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from server import http_api
 from server.agent_ws import agent_endpoint
 from server.config import Settings
+from server.feed import Feeds
 from server.hub import Hub
+from server.monitor_ws import monitor_endpoint
+from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
 from server.wsproto import PresenceWebSocketProtocol
@@ -54,9 +58,13 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         instance = secrets.token_hex(6)
         store = Store(client, prefix=settings.key_prefix, instance=instance)
         hub = Hub(store)
-        app.state.runtime = Runtime(settings, store, hub, secret, instance)
+        feeds = Feeds(store)
+        app.state.runtime = Runtime(settings, store, hub, feeds, secret, instance)
         subscribed = asyncio.Event()
         listener = asyncio.create_task(hub.listen(subscribed), name="presence-pubsub")
+        retention = asyncio.create_task(
+            retain(store, settings.retention_days), name="presence-retention"
+        )
         # Serve only once other instances' changes reach us.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(subscribed.wait(), 10)
@@ -64,16 +72,20 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         try:
             yield
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await feeds.close()
+            for task in (listener, retention):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await client.aclose()
 
     return Starlette(
         routes=[
             WebSocketRoute("/v1/agent", agent_endpoint),
+            WebSocketRoute("/v1/monitor", monitor_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *http_api.routes,
         ],
         lifespan=lifespan,
     )

@@ -17,6 +17,7 @@ from client_sdk.protocol import MSGPACK, SUBPROTOCOLS, CloseCode, ErrorCode, Fra
 from client_sdk.protocol import encode as encode_frame
 from server.auth import Identity, TokenError, verify
 from server.runtime import Runtime
+from server.wsproto import ABORT_EXTENSION
 
 __all__ = [
     "REF_MAX",
@@ -28,6 +29,8 @@ __all__ = [
     "valid_ref",
 ]
 
+#: Seconds a close frame may wait for a slow peer before the socket is dropped.
+CLOSE_GRACE: Final = 5.0
 #: A ref is echoed back, so it must fit both codecs' integers.
 REF_MIN: Final = -(2**63)
 REF_MAX: Final = 2**64 - 1
@@ -102,6 +105,17 @@ class Connection:
     async def close(self, code: int, reason: str = "") -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
             await self.websocket.close(code, reason[:120])
+
+    async def close_or_drop(self, code: int, reason: str) -> None:
+        """Close; drop the socket if even the close frame can't leave within
+        ``CLOSE_GRACE`` (a peer that stopped reading)."""
+        try:
+            async with asyncio.timeout(CLOSE_GRACE):
+                await self.close(code, reason)
+        except TimeoutError:
+            extension = self.websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)
+            if extension is not None:
+                extension["abort"]()
 
     async def error(self, ref: Any, code: ErrorCode, message: str) -> None:
         await self.send({"t": "error", "ref": ref, "code": code.value, "message": message})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.config import Settings
+from server.feed import Feeds
 from server.hub import Hub
 from server.store import Store
 
@@ -16,6 +17,7 @@ class Runtime:
     settings: Settings
     store: Store
     hub: Hub
+    feeds: Feeds
     secret: str
     #: This instance's id: part of every connection id it hands out.
     instance: str

@@ -3,24 +3,28 @@
 Layout, for a key prefix ``P`` (``presence:`` by default) and company ``C``;
 every key carries the ``{C}`` hash tag so one company lives in one cluster slot:
 
-=========================  ======  ==================================================
-key                        type    holds
-=========================  ======  ==================================================
-``P{C}:events``            stream  the log: one entry per event, fields ``ts agent
-                                   session type value reason`` (+ ``segments`` on
-                                   ``connected``/``reconnected``); ``reason`` and
-                                   ``session`` are ``""`` when null
-``P{C}:epoch``             string  changes whenever the stream is (re)created
-``P{C}:agent:<agent>``     hash    the agent's state (spec §2) and the connection
-                                   holding its session (``conn``)
-``P{C}:session:<id>``      hash    ``agent``; exists while the session is resumable,
-                                   expires ``session_ttl`` after a disconnect
-``P{C}:idle``              zset    routable agents scored by ``idle_since``
-``P{C}:idle:<segment>``    zset    the same, per segment
-``P{C}:agents``            set     every agent ever seen
-``P{C}:config``            hash    the company's settings (defaults when absent)
-``P{C}:changes``           pubsub  every applied change as JSON, for other instances
-=========================  ======  ==================================================
+=============================  ======  ==============================================
+key                            type    holds
+=============================  ======  ==============================================
+``P{C}:events``                stream  the log: per event ``ts agent session type
+                                       value reason`` then the agent's state after it
+                                       (``connection status activity segments
+                                       since_* idle_since``); ``""`` is null
+``P{C}:epoch``                 string  changes whenever the stream is (re)created
+``P{C}:trimmed``               string  the last entry id retention dropped
+``P{C}:agent:<agent>``         hash    the agent's state (spec §2) and the connection
+                                       holding its session (``conn``)
+``P{C}:agent-log:<agent>``     stream  the agent's entry ids (the same ids), its index
+``P{C}:session:<id>``          hash    ``agent``; exists while the session is
+                                       resumable, expires ``session_ttl`` after a
+                                       disconnect
+``P{C}:idle``                  zset    routable agents scored by ``idle_since``
+``P{C}:idle:<segment>``        zset    the same, per segment
+``P{C}:agents``                set     every agent ever seen
+``P{C}:config``                hash    the company's settings (defaults when absent)
+``P{C}:changes``               pubsub  every applied change as JSON, for other
+                                       instances
+=============================  ======  ==============================================
 
 Writes go through ``lua/apply.lua`` only, so each change is atomic: precondition,
 state, log, indexes and publication together.
@@ -38,7 +42,6 @@ from typing import Any, Final, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from client_sdk.protocol import DEFAULT_STATUSES, ErrorCode
@@ -273,13 +276,29 @@ class Store:
         return await self._run("claim", company, "", now, "", args)
 
     async def trim(self, company: str, before_ms: int) -> None:
-        """Drop the log's entries older than ``before_ms``, and their index entries."""
+        """Drop the log's entries older than ``before_ms``, and their index entries.
+
+        The id of the last entry dropped is kept (``P{C}:trimmed``) before any is:
+        a cursor at or past it lost nothing, one before it may have (Redis 7.0's
+        own ``max-deleted-entry-id`` does not count trimming).
+        """
         prefix = self.company_prefix(company)
+        doomed = await self.redis.xrevrange(
+            self.stream_key(company), max=f"({before_ms}-0", min="-", count=1
+        )
+        if not doomed:
+            return
+        last_dropped = cast(str, doomed[0][0])
+        marked = await self.redis.get(prefix + "trimmed")
+        if marked is None or id_key(cast(str, marked)) < id_key(last_dropped):
+            await self.redis.set(prefix + "trimmed", last_dropped)
         agents = cast(set[str], await self.redis.smembers(prefix + "agents"))
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xtrim(self.stream_key(company), minid=str(before_ms))
+            # Exact, not "~": retention runs rarely, and what it keeps is then
+            # exactly what it says.
+            pipe.xtrim(self.stream_key(company), minid=str(before_ms), approximate=False)
             for agent in agents:
-                pipe.xtrim(prefix + "agent-log:" + agent, minid=str(before_ms))
+                pipe.xtrim(prefix + "agent-log:" + agent, minid=str(before_ms), approximate=False)
             await pipe.execute()
 
     async def companies(self) -> list[str]:
@@ -302,12 +321,8 @@ class Store:
 
     async def recoverable_after(self, company: str, entry_id: str) -> bool:
         """Whether every entry after ``entry_id`` is still in the log (none trimmed)."""
-        try:
-            info = await self.redis.xinfo_stream(self.stream_key(company))
-        except ResponseError:  # no stream at all
-            return False
-        deleted = info.get("max-deleted-entry-id") or ORIGIN
-        return id_key(entry_id) >= id_key(deleted)
+        trimmed = await self.redis.get(self.company_prefix(company) + "trimmed")
+        return trimmed is None or id_key(entry_id) >= id_key(cast(str, trimmed))
 
     async def entries(
         self, company: str, after: str, *, until: str = "+", count: int = 1000
@@ -446,20 +461,64 @@ class Store:
         )
 
     async def put_config(self, company: str, config: CompanyConfig) -> None:
-        """Store a company's settings (validated by the caller)."""
-        mapping = {
-            "acd_mode": config.acd_mode,
-            "statuses": json.dumps(
-                [{"value": s, "label": DEFAULT_LABELS.get(s, s)} for s in config.statuses]
-            ),
-            "initial_status": config.initial_status,
-            "timeout_status": config.timeout_status or "",
-        }
-        flat = [part for pair in mapping.items() for part in pair]
-        await self.redis.hset(self.company_prefix(company) + "config", items=flat)
+        """Store ``config``, its statuses labelled as the seed labels the defaults."""
+        await self.put_config_document(
+            company,
+            acd_mode=config.acd_mode,
+            statuses=[{"value": s, "label": DEFAULT_LABELS.get(s, s)} for s in config.statuses],
+            initial_status=config.initial_status,
+            timeout_status=config.timeout_status,
+        )
 
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
         except (RedisConnectionError, RedisTimeoutError, OSError):
             return False
+
+    # For the HTTP API (server/http_api.py): the routable index read directly,
+    # and the config document with the labels admins give.
+
+    async def idle_states(
+        self, company: str, *, segment: str | None = None, limit: int | None = None
+    ) -> list[AgentState]:
+        """Routable agents (of ``segment``), longest idle first, ties by agent id.
+
+        Read from the routable index, so the cost follows the agents returned,
+        not the company's size. An agent that changed between the two reads is
+        returned as it is now: callers re-check ``routable``.
+        """
+        key = self.company_prefix(company) + "idle" + (f":{segment}" if segment else "")
+        # Equal scores are ordered by member, bytewise: agent ids are ASCII.
+        agents = cast(
+            list[str], await self.redis.zrange(key, 0, -1 if limit is None else limit - 1)
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for agent in agents:
+                pipe.hgetall(self.agent_key(company, agent))
+            rows = await pipe.execute()
+        return [state_from_fields(row) for row in rows if row]
+
+    async def put_config_document(
+        self,
+        company: str,
+        *,
+        acd_mode: str,
+        statuses: list[dict[str, str]],
+        initial_status: str,
+        timeout_status: str | None,
+    ) -> None:
+        """Store a company's settings with its statuses' labels (validated by the caller).
+
+        The same hash fields ``lua/apply.lua`` reads.
+        """
+        mapping = {
+            "acd_mode": acd_mode,
+            "statuses": json.dumps(
+                [{"value": s["value"], "label": s["label"]} for s in statuses], ensure_ascii=False
+            ),
+            "initial_status": initial_status,
+            "timeout_status": timeout_status or "",
+        }
+        flat = [part for pair in mapping.items() for part in pair]
+        await self.redis.hset(self.company_prefix(company) + "config", items=flat)

@@ -13,14 +13,26 @@ from __future__ import annotations
 from typing import Final
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 
-__all__ = ["HEARTBEAT_TIMEOUT", "TRANSPORT_LOST", "PresenceWebSocketProtocol"]
+__all__ = ["ABORT_EXTENSION", "HEARTBEAT_TIMEOUT", "TRANSPORT_LOST", "PresenceWebSocketProtocol"]
 
 HEARTBEAT_TIMEOUT: Final = (1011, "keepalive ping timeout")
 TRANSPORT_LOST: Final = 1006
 
 
+#: The scope extension through which the app may drop a socket at once.
+ABORT_EXTENSION: Final = "presence.abort"
+
+
 class PresenceWebSocketProtocol(WebSocketsSansIOProtocol):
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        # A peer that stopped reading can't be sent a close frame (its window is
+        # full): the app needs a way to drop it, which ASGI doesn't offer.
+        if self.handshake_initiated and hasattr(self, "scope"):
+            self.scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
+
     def keepalive_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):
             code, reason = HEARTBEAT_TIMEOUT

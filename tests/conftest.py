@@ -94,11 +94,17 @@ async def start_server(
     """Start uvicorn in this event loop on port 0; stopped after the test."""
     running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
-    async def start(**overrides: Any) -> RunningServer:
+    async def start(send_buffer: int | None = None, **overrides: Any) -> RunningServer:
+        """``send_buffer``: SO_SNDBUF of every accepted socket (inherited from the
+        listener), so a test can fill a connection's pipe with little data."""
         settings = Settings(key_prefix=key_prefix, **overrides)
         secret = f"test-secret-{key_prefix}-{'x' * 32}"
         app = create_app(settings, redis_url=redis_url, secret=secret)
-        sock = socket.socket()
+        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say
+        # so, and without it every response waits for a delayed ACK (~40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        if send_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         sock.bind(("127.0.0.1", 0))
         server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
         task = asyncio.create_task(server.serve(sockets=[sock]))
