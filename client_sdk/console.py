@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -34,11 +33,11 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
+from client_sdk._wire import TokenSource, request_error, resolve_token, send
 from client_sdk.backoff import exponential_backoff, should_reconnect
-from client_sdk.errors import ConnectionLost, ProtocolError, RequestError, SessionClosed
-from client_sdk.protocol import MSGPACK, STATUS_VALUE, SUBPROTOCOLS, ErrorCode, FrameError
+from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
+from client_sdk.protocol import MSGPACK, STATUS_VALUE, SUBPROTOCOLS, FrameError
 from client_sdk.protocol import decode as decode_frame
-from client_sdk.protocol import encode as encode_frame
 
 __all__ = ["Ack", "AgentConsole", "Welcome"]
 
@@ -83,7 +82,7 @@ class AgentConsole:
     def __init__(
         self,
         url: str,
-        token: str | Callable[[], str | Awaitable[str]],
+        token: TokenSource,
         *,
         status: str | None = None,
         subprotocol: str = MSGPACK,
@@ -256,7 +255,7 @@ class AgentConsole:
     # The connection's life.
 
     async def _open(self) -> tuple[ClientConnection, Welcome]:
-        hello: dict[str, Any] = {"t": "hello", "token": await self._fresh_token()}
+        hello: dict[str, Any] = {"t": "hello", "token": await resolve_token(self._token)}
         if self._session is not None:
             hello["session"] = self._session
         elif self._status is not None:
@@ -266,18 +265,12 @@ class AgentConsole:
         async with asyncio.timeout(self._request_timeout):
             ws = await ws_connect(self._url, subprotocols=[self._subprotocol], open_timeout=None)
             try:
-                await _send(ws, hello)
+                await send(ws, hello)
                 return ws, await _welcome(ws)
             except BaseException:
                 # Without a welcome the socket is of no use: drop it, no close handshake.
                 ws.transport.abort()
                 raise
-
-    async def _fresh_token(self) -> str:
-        if isinstance(self._token, str):
-            return self._token
-        token = self._token()
-        return await token if inspect.isawaitable(token) else token
 
     def _adopt(self, ws: ClientConnection, welcome: Welcome) -> None:
         if self._session is not None and not welcome.resumed:
@@ -352,7 +345,7 @@ class AgentConsole:
 
     async def _say_bye(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
-            await _send(ws, {"t": "bye"})
+            await send(ws, {"t": "bye"})
         try:
             async with asyncio.timeout(self._request_timeout):
                 await ws.wait_closed()
@@ -371,12 +364,12 @@ class AgentConsole:
             try:
                 # A socket closing under us is the reader's to notice; it fails the answer.
                 with contextlib.suppress(ConnectionClosed):
-                    await _send(ws, {**message, "ref": ref})
+                    await send(ws, {**message, "ref": ref})
                 frame = await answer
             finally:
                 del self._pending[ref]
         if frame["t"] == "error":
-            raise _request_error(frame)
+            raise request_error(frame.get("code"), frame.get("message"))
         return frame
 
     async def _connection(self) -> ClientConnection:
@@ -430,11 +423,6 @@ class AgentConsole:
             queue.put_nowait((state, event))
 
 
-async def _send(ws: ClientConnection, message: dict[str, Any]) -> None:
-    # Without a subprotocol agreed, the spec's server speaks msgpack.
-    await ws.send(encode_frame(message, ws.subprotocol or MSGPACK))
-
-
 async def _welcome(ws: ClientConnection) -> Welcome:
     """Wait for the answer to ``hello``; a close instead becomes SessionClosed or ConnectionLost."""
     try:
@@ -473,13 +461,3 @@ def _ack(frame: dict[str, Any]) -> Ack:
     if not isinstance(state, dict) or not (event is None or isinstance(event, dict)):
         raise ProtocolError(f"an ack needs a state and an event or null: {frame!r}")
     return Ack(event=event, state=state)
-
-
-def _request_error(frame: dict[str, Any]) -> RequestError:
-    raw, message = frame.get("code"), str(frame.get("message") or "")
-    try:
-        code = ErrorCode(str(raw))
-    except ValueError:
-        # A newer server's code: keep it readable in the message.
-        code, message = ErrorCode.INTERNAL, f"{raw}: {message}"
-    return RequestError(code, message)

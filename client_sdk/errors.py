@@ -5,7 +5,8 @@
     PresenceError
     ├── RequestError      the server refused a request; ``code`` is the spec's error code
     ├── ConnectionLost    the connection dropped while a request was in flight
-    ├── SessionClosed     the console is closed for good: a terminal close code, or ours
+    ├── SessionClosed     the console (or monitor) is closed for good: a terminal close
+    │                     code, or ours
     └── ProtocolError     the server sent something the contract does not allow
 
 A request can also raise the built-in :exc:`TimeoutError` when no answer came
@@ -25,34 +26,41 @@ class PresenceError(Exception):
 
 
 class RequestError(PresenceError):
-    """Raised when the server answers a request with an ``error`` frame.
+    """Raised when the server refuses a request: an ``error`` frame on a WebSocket,
+    an HTTP error status from the HTTP API.
 
     Nothing was recorded. ``code`` says why: ``invalid-transition`` and
     ``unknown-status`` won't succeed as they are, while ``rate-limited`` and
-    ``store-unavailable`` may on a later try.
+    ``store-unavailable`` may on a later try. ``status`` is the HTTP status
+    (404, 409, …) of an HTTP answer, ``None`` for a WebSocket one.
     """
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
+    def __init__(self, code: ErrorCode, message: str, status: int | None = None) -> None:
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+        self.status = status
 
 
 class ConnectionLost(PresenceError):
     """Raised when the connection dropped before a request's answer arrived.
 
-    The server may or may not have applied the request; the console reconnects
-    on its own, and ``console.state`` tells what the server holds once it has.
+    The server may or may not have applied the request. The console reconnects
+    on its own, and ``console.state`` tells what the server holds once it has;
+    for an HTTP request (:class:`~client_sdk.acd.AcdClient`), reading the agent
+    tells.
     """
 
 
 class SessionClosed(PresenceError):
-    """Raised when the session is over for this console, which won't reconnect:
-    a terminal close code ended it (during ``connect()`` too), or it was closed.
+    """Raised when the session is over for this console (or live monitor), which
+    won't reconnect: a terminal close code ended it (during ``connect()`` too), or
+    it was closed.
 
     ``code`` is that close code (1000 after ``close()``, 4501 for a bad token,
-    4509 when replaced, 4510 when kicked, …) or ``None`` when no close frame
-    ended it: the console was closed while reconnecting, or gave up.
+    4503 for a monitor's wrong role, 4509 when replaced, 4510 when kicked, …) or
+    ``None`` when no close frame ended it: it was closed while reconnecting, or
+    gave up.
     """
 
     def __init__(self, code: int | None, reason: str) -> None:

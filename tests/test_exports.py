@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import client_sdk
-from client_sdk import backoff, console, errors
+from client_sdk import acd, backoff, console, errors, monitor
 
 PUBLIC = {
+    "AcdClient",
     "Ack",
     "AgentConsole",
+    "Change",
     "CloseCode",
     "ConnectionLost",
+    "Cursor",
     "ErrorCode",
+    "LiveMonitor",
+    "MonitorEvent",
     "PresenceError",
     "ProtocolError",
     "RequestError",
+    "Resnapshot",
     "SessionClosed",
     "Welcome",
+    "apply_event",
+    "apply_snapshot",
     "exponential_backoff",
     "should_reconnect",
 }
@@ -32,7 +40,7 @@ def test_every_export_resolves() -> None:
 
 
 def test_modules_export_only_what_the_package_reexports() -> None:
-    for module in (backoff, console, errors):
+    for module in (acd, backoff, console, errors, monitor):
         assert set(module.__all__) <= PUBLIC, module.__name__
         for name in module.__all__:
             assert getattr(module, name) is getattr(client_sdk, name), name

@@ -1,0 +1,570 @@
+"""A supervisor's live monitor: ``/v1/monitor`` kept as a view that stays current.
+
+::
+
+    async with LiveMonitor("ws://presence:8000/v1/monitor", token, segment="sales") as monitor:
+        async for change in monitor.events():
+            match change:
+                case Resnapshot(agents=agents):
+                    redraw(agents)
+                case MonitorEvent(state=state):
+                    update(state)
+
+The view is a fold in the shape of Phoenix's ``syncState``/``syncDiff``:
+:func:`apply_snapshot` turns the snapshot of a ``subscribed`` frame into a dict
+agent → state, and :func:`apply_event` folds each ``event`` frame into it. Both
+are pure, so an application that keeps its own view can use them without a
+:class:`LiveMonitor`.
+
+A monitor is connected, reconnecting, or closed. Any close but a terminal one
+(4500–4999) starts reconnecting, among them a lost socket, 4100 ``too-slow`` and
+1001 (server shutdown): after each backoff delay it sends ``hello``, then
+``subscribe`` with the last cursor seen, so that the server sends only the
+events missed (``recovered: true``) or, when it can't, a new snapshot
+(``recovered: false``), which replaces the view and reaches iterators as a
+:class:`Resnapshot`. ``close()``, a terminal close code or a spent backoff close
+it for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, Self
+
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
+
+from client_sdk._wire import TokenSource, request_error, resolve_token, send
+from client_sdk.backoff import exponential_backoff
+from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
+from client_sdk.protocol import IDENTIFIER, MSGPACK, SUBPROTOCOLS, FrameError, is_terminal
+from client_sdk.protocol import decode as decode_frame
+
+__all__ = [
+    "Cursor",
+    "LiveMonitor",
+    "MonitorEvent",
+    "Resnapshot",
+    "apply_event",
+    "apply_snapshot",
+]
+
+logger = logging.getLogger("client_sdk")
+
+#: A view of the agents: each agent's state (spec §2) under its id.
+View = dict[str, dict[str, Any]]
+
+#: A Redis stream entry id: milliseconds, a hyphen, a sequence number.
+_STREAM_ID: Final = re.compile(r"([0-9]+)-([0-9]+)")
+#: The monitor sends one request per connection, ``subscribe``.
+_SUBSCRIBE_REF: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in a company's log (spec §5): the stream's epoch and an entry id.
+
+    Store ``dataclasses.asdict(cursor)`` and build ``Cursor(**stored)`` to resume
+    a monitor where an earlier one stopped.
+    """
+
+    epoch: str
+    id: str
+
+    def __post_init__(self) -> None:
+        # Checked here so a bad stored cursor fails where it is built, not at a reconnect.
+        if not isinstance(self.epoch, str) or not (
+            isinstance(self.id, str) and _STREAM_ID.fullmatch(self.id)
+        ):
+            raise ValueError(f"not a cursor: epoch {self.epoch!r}, id {self.id!r}")
+
+    def follows(self, other: Cursor) -> bool:
+        """Whether this cursor is a later entry of the same stream than ``other``.
+
+        Entry ids compare as numbers ``(ms, seq)``: ``5-10`` follows ``5-9``, which
+        string order gets wrong. Cursors of different epochs are positions in
+        different streams: comparing them raises :exc:`ValueError`.
+        """
+        if self.epoch != other.epoch:
+            raise ValueError(f"cursors of epochs {self.epoch!r} and {other.epoch!r} don't compare")
+        return _entry(self.id) > _entry(other.id)
+
+    def to_wire(self) -> dict[str, str]:
+        """The cursor as frames carry it."""
+        return {"epoch": self.epoch, "id": self.id}
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorEvent:
+    """One event of the log (spec §3), the agent's state after it, and its cursor."""
+
+    event: dict[str, Any]
+    state: dict[str, Any]
+    cursor: Cursor
+
+
+@dataclass(frozen=True, slots=True)
+class Resnapshot:
+    """The whole view, replaced: redraw from ``agents``.
+
+    An iterator starts with one (once the monitor holds a snapshot), and gets
+    another whenever a resubscribe could not recover the missed events and the
+    server sent a new snapshot.
+    """
+
+    agents: Mapping[str, dict[str, Any]]
+    #: The position of the snapshot: the events that follow come after it.
+    cursor: Cursor
+
+
+# The pure fold.
+
+
+def apply_snapshot(agents: Iterable[dict[str, Any]]) -> View:
+    """The view of a snapshot (a ``subscribed`` frame's ``agents``): each state under its
+    agent's id. Raises :exc:`ValueError` for a state without an agent id."""
+    return {_agent_of(state): state for state in agents}
+
+
+def apply_event(
+    view: Mapping[str, dict[str, Any]],
+    change: MonitorEvent | Mapping[str, Any] | tuple[Any, dict[str, Any]],
+    *,
+    segment: str | None = None,
+) -> View:
+    """The view after one event, as a new dict; ``view`` is left as it was.
+
+    ``change`` is a :class:`MonitorEvent`, an ``event`` frame, or an ``(event,
+    state)`` pair: the state after the event replaces the agent's entry. With
+    ``segment`` (the view of one segment's subscription), an agent whose new
+    state is not in that segment leaves the view, or stays out of it. Raises
+    :exc:`ValueError` for a change without a state or a state without an agent id.
+    """
+    if isinstance(change, MonitorEvent):
+        state: object = change.state
+    elif isinstance(change, tuple):
+        state = change[1]
+    else:
+        state = change.get("state")
+    if not isinstance(state, dict):
+        raise ValueError("a change needs the agent's state after the event")
+    agent = _agent_of(state)
+    folded = dict(view)
+    segments = state.get("segments")
+    if segment is None or (isinstance(segments, list) and segment in segments):
+        folded[agent] = state
+    else:
+        folded.pop(agent, None)
+    return folded
+
+
+def _agent_of(state: object) -> str:
+    agent = state.get("agent") if isinstance(state, dict) else None
+    if not isinstance(agent, str):
+        raise ValueError(f"an agent state needs an agent id: {state!r}")
+    return agent
+
+
+def _entry(stream_id: str) -> tuple[int, int]:
+    match = _STREAM_ID.fullmatch(stream_id)
+    if match is None:
+        raise ValueError(f"{stream_id!r} is not a stream entry id")
+    return int(match[1]), int(match[2])
+
+
+# The monitor.
+
+
+class _OutOfSync(Exception):
+    """Raised when a frame leaves the view untrustworthy: resubscribe from the last cursor."""
+
+
+class LiveMonitor:
+    """A company's (or one segment's) agents, kept current across reconnects.
+
+    ``token`` (role supervisor or admin) is a string, or a callable (sync or
+    async) called before each connect. ``cursor`` resumes from a position saved
+    earlier: if the server can still recover from it, the first subscribe sends
+    no snapshot, and :attr:`agents` then holds only the agents that change.
+    ``backoff`` makes the delays before each reconnect attempt; a finite series
+    gives up when spent.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: TokenSource,
+        *,
+        segment: str | None = None,
+        subprotocol: str = MSGPACK,
+        backoff: Callable[[], Iterable[float]] = exponential_backoff,
+        request_timeout: float = 10.0,
+        cursor: Cursor | None = None,
+    ) -> None:
+        if subprotocol not in SUBPROTOCOLS:
+            raise ValueError(f"subprotocol must be one of {SUBPROTOCOLS}")
+        if segment is not None and not IDENTIFIER.fullmatch(segment):
+            raise ValueError(f"{segment!r} is not a segment id")
+        if request_timeout <= 0:
+            raise ValueError("request_timeout must be positive")
+        self._url = url
+        self._token = token
+        self._segment = segment
+        self._subprotocol = Subprotocol(subprotocol)
+        self._backoff = backoff
+        self._request_timeout = request_timeout
+
+        self._view: View = {}
+        #: The last cursor folded: the snapshot's, or the last event's.
+        self._cursor = cursor
+        #: The view came from a snapshot, so it holds every agent, not only those that changed.
+        self._complete = False
+        #: The subscribed connection; None while connecting, reconnecting and once closed.
+        self._ws: ClientConnection | None = None
+        self._runner: asyncio.Task[None] | None = None
+        #: close() was called or the end came: no more reconnects.
+        self._closing = False
+        #: Ended for good; set once, with the close code, by _finish().
+        self._closed = False
+        self._close_code: int | None = None
+        self._close_reason = ""
+        #: Weak: an iterator its user dropped stops queueing once collected.
+        self._iterators: weakref.WeakSet[_Changes] = weakref.WeakSet()
+
+    # Properties.
+
+    @property
+    def agents(self) -> Mapping[str, dict[str, Any]]:
+        """The view: each agent's state (spec §2) under its id, as of :attr:`cursor`."""
+        return self._view
+
+    @property
+    def cursor(self) -> Cursor | None:
+        """The last cursor folded into the view; ``None`` before the first subscribe."""
+        return self._cursor
+
+    @property
+    def segment(self) -> str | None:
+        """The segment watched; ``None`` for the whole company."""
+        return self._segment
+
+    @property
+    def connected(self) -> bool:
+        """Whether a subscribed connection is open right now."""
+        return self._ws is not None
+
+    @property
+    def closed(self) -> bool:
+        """Whether the monitor ended for good; it won't reconnect."""
+        return self._closed
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code that ended the monitor, once :attr:`closed`."""
+        return self._close_code
+
+    # Opening and closing.
+
+    async def connect(self) -> None:
+        """Open the connection, say ``hello``, subscribe; start reading and reconnecting.
+
+        Raises :exc:`SessionClosed` on a terminal close before ``subscribed``
+        (4501 for a bad token, 4503 for a role that may not monitor),
+        :exc:`RequestError` when the server refuses the subscription,
+        :exc:`ConnectionLost` on another close, and, as websockets does,
+        :exc:`OSError`, :exc:`~websockets.exceptions.InvalidHandshake` or
+        :exc:`TimeoutError` when the socket can't be opened. It doesn't retry:
+        automatic reconnecting starts once connected.
+        """
+        if self._closing:
+            raise SessionClosed(self._close_code, self._close_reason or "the monitor was closed")
+        if self._runner is not None:
+            raise RuntimeError("the monitor is already connected")
+        ws, snapshot, cursor = await self._open()
+        self._adopt(ws, snapshot, cursor)
+        self._runner = asyncio.create_task(self._run(ws), name="presence-monitor")
+
+    async def close(self) -> None:
+        """Close the connection and stop for good; iterators end. Idempotent."""
+        if not self._closing:
+            self._closing = True
+            if self._ws is not None:
+                await self._ws.close()
+            elif self._runner is not None:
+                self._finish(None, "closed while reconnecting")
+                self._runner.cancel()
+        if self._runner is not None:
+            # wait() rather than await: a cancelled runner is the expected outcome here.
+            await asyncio.wait([self._runner])
+        self._finish(None, "closed by the client")
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Changes.
+
+    def events(self) -> AsyncIterator[MonitorEvent | Resnapshot]:
+        """An iterator of the view's changes from now on; it ends once the monitor
+        is closed for good.
+
+        First a :class:`Resnapshot` of the view as it is (unless it holds only
+        what changed since a ``cursor`` given to the constructor), then a
+        :class:`MonitorEvent` for each event folded into it, in log order and
+        never twice, and a :class:`Resnapshot` whenever a resubscribe replaced
+        it. A segment's monitor skips the events of agents that stay outside
+        the segment; an agent that leaves it comes with a last event, whose
+        state no longer lists the segment.
+
+        Changes queue up from the call on, not from the first ``anext`` as with
+        a generator, so none is missed while the caller awaits something else.
+        Drop the iterator (break out of the loop) to stop queueing.
+        """
+        changes = _Changes(self._iterators)
+        if self._closed:
+            changes.end()
+        elif self._complete and self._cursor is not None:
+            changes.put(Resnapshot(self._view, self._cursor))
+        return changes
+
+    # The connection's life.
+
+    async def _open(self) -> tuple[ClientConnection, View | None, Cursor]:
+        """Connect and subscribe: the snapshot (``None`` when recovered) and its cursor."""
+        hello = {"t": "hello", "token": await resolve_token(self._token)}
+        subscribe: dict[str, Any] = {"t": "subscribe", "ref": _SUBSCRIBE_REF}
+        if self._segment is not None:
+            subscribe["segment"] = self._segment
+        if self._cursor is not None:
+            subscribe["cursor"] = self._cursor.to_wire()
+        async with asyncio.timeout(self._request_timeout):
+            # No max_size: a snapshot grows with the company, and a cap would turn a large
+            # one into a reconnect loop (1009) rather than protect against the server we watch.
+            ws = await ws_connect(
+                self._url, subprotocols=[self._subprotocol], open_timeout=None, max_size=None
+            )
+            try:
+                await send(ws, hello)
+                welcome = await _answer(ws, "welcome")
+                logger.info("monitoring %s as %s", welcome.get("company"), welcome.get("role"))
+                await send(ws, subscribe)
+                snapshot, cursor = _parse_subscribed(await _answer(ws, "subscribed"))
+                if snapshot is None and self._cursor is None:
+                    raise ProtocolError("recovered, but no cursor was given to recover from")
+                return ws, snapshot, cursor
+            except BaseException:
+                # Without a subscription the socket is of no use: drop it, no close handshake.
+                ws.transport.abort()
+                raise
+
+    def _adopt(self, ws: ClientConnection, snapshot: View | None, cursor: Cursor) -> None:
+        if snapshot is not None:
+            self._view, self._cursor, self._complete = snapshot, cursor, True
+            self._push(Resnapshot(snapshot, cursor))
+        # Recovered: the missed events follow, each moving the cursor on from ours.
+        # Keeping ours rather than the answer's stays right whichever the server sends.
+        self._ws = ws
+        logger.info(
+            "subscribed at %s (%s)", self._cursor, "recovered" if snapshot is None else "snapshot"
+        )
+
+    async def _run(self, ws: ClientConnection) -> None:
+        """Read until the connection ends, then reconnect or finish."""
+        code: int | None = None
+        reason = "the reader stopped"
+        try:
+            while True:
+                code, reason = await self._read(ws)
+                if self._closing or not _should_reconnect(code):
+                    return
+                self._lose(code, reason)
+                code, reason = None, "stopped while reconnecting"
+                ws, snapshot, cursor = await self._reconnect()
+                self._adopt(ws, snapshot, cursor)
+        except SessionClosed as exc:
+            code, reason = exc.code, exc.reason
+        finally:
+            self._finish(code, reason)
+
+    async def _read(self, ws: ClientConnection) -> tuple[int | None, str]:
+        """Fold frames until the connection ends; return its close code and reason."""
+        try:
+            while True:
+                self._dispatch(await ws.recv())
+        except ConnectionClosed:
+            return ws.close_code, ws.close_reason or ""
+        except _OutOfSync as exc:
+            # No frame past this one can be trusted: start over from the last good cursor.
+            ws.transport.abort()
+            return None, str(exc)
+
+    def _lose(self, code: int | None, reason: str) -> None:
+        logger.warning("connection lost (close code %s: %s); reconnecting", code, reason)
+        self._ws = None
+
+    async def _reconnect(self) -> tuple[ClientConnection, View | None, Cursor]:
+        """Connect and subscribe again; raise SessionClosed to stop."""
+        for attempt, delay in enumerate(self._backoff(), start=1):
+            await asyncio.sleep(delay)
+            try:
+                return await self._open()
+            except SessionClosed:
+                raise
+            except Exception as exc:  # any other failure is transient: try again later
+                logger.warning("reconnect attempt %d failed: %r", attempt, exc)
+        raise SessionClosed(None, "gave up reconnecting")
+
+    def _finish(self, code: int | None, reason: str) -> None:
+        if self._closed:
+            return
+        self._closing = self._closed = True
+        self._close_code, self._close_reason = code, reason
+        self._ws = None
+        for changes in list(self._iterators):
+            changes.end()
+        logger.info("monitor closed (close code %s): %s", code, reason)
+
+    # Frames.
+
+    def _dispatch(self, data: str | bytes) -> None:
+        try:
+            frame = decode_frame(data)
+        except FrameError as exc:
+            # It may have been an event: going on would leave a gap.
+            raise _OutOfSync(f"undecodable frame: {exc}") from None
+        kind = frame["t"]
+        if kind == "event":
+            self._fold(frame)
+        elif kind == "error":
+            logger.warning("server error %s: %s", frame.get("code"), frame.get("message"))
+        else:
+            logger.debug("ignored a %r frame", kind)
+
+    def _fold(self, frame: dict[str, Any]) -> None:
+        try:
+            change = _parse_event(frame)
+        except ValueError as exc:
+            raise _OutOfSync(f"malformed event frame: {exc}") from None
+        last = self._cursor
+        if last is None:
+            raise _OutOfSync("an event before any cursor")
+        if change.cursor.epoch != last.epoch:
+            # The stream was recreated under us; resubscribing brings a new snapshot.
+            raise _OutOfSync(f"an event of epoch {change.cursor.epoch!r}, not {last.epoch!r}")
+        if not change.cursor.follows(last):
+            logger.debug("dropped event %s: already folded (cursor %s)", change.cursor.id, last.id)
+            return
+        before, self._view = self._view, apply_event(self._view, change, segment=self._segment)
+        self._cursor = change.cursor
+        # A segment's monitor also gets the connection events of agents outside it
+        # (that is how one joins or leaves it): of no interest while it stays out.
+        agent = change.state["agent"]
+        if agent in before or agent in self._view:
+            self._push(change)
+
+    def _push(self, change: MonitorEvent | Resnapshot) -> None:
+        for changes in list(self._iterators):
+            changes.put(change)
+
+
+class _Changes:
+    """What :meth:`LiveMonitor.events` returns: it queues changes until it ends."""
+
+    def __init__(self, registry: weakref.WeakSet[_Changes]) -> None:
+        self._queue: asyncio.Queue[MonitorEvent | Resnapshot | None] = asyncio.Queue()
+        self._registry = registry
+        registry.add(self)
+
+    def put(self, change: MonitorEvent | Resnapshot) -> None:
+        self._queue.put_nowait(change)
+
+    def end(self) -> None:
+        self._registry.discard(self)
+        self._queue.put_nowait(None)
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> MonitorEvent | Resnapshot:
+        change = await self._queue.get()
+        if change is None:
+            self._queue.put_nowait(None)  # ended: so is every later anext
+            raise StopAsyncIteration
+        return change
+
+
+def _should_reconnect(code: int | None) -> bool:
+    # Unlike a console, a monitor never says bye, so a close 1000 from the server
+    # answers nothing of ours: only a terminal code stops it.
+    return code is None or not is_terminal(code)
+
+
+async def _answer(ws: ClientConnection, kind: str) -> dict[str, Any]:
+    """Wait for the frame of type ``kind``; a close instead becomes SessionClosed or
+    ConnectionLost, a refused subscribe a RequestError."""
+    try:
+        while True:
+            try:
+                frame = decode_frame(await ws.recv())
+            except FrameError as exc:
+                raise ProtocolError(f"undecodable answer awaiting {kind}: {exc}") from None
+            if frame["t"] == kind:
+                return frame
+            if frame["t"] == "error":
+                if frame.get("ref") == _SUBSCRIBE_REF:
+                    raise request_error(frame.get("code"), frame.get("message"))
+                # The server explains a refused hello, then closes: the close code decides.
+                logger.info("hello refused: %s: %s", frame.get("code"), frame.get("message"))
+            else:
+                logger.debug("ignored a %r frame awaiting %s", frame["t"], kind)
+    except ConnectionClosed:
+        code, reason = ws.close_code, ws.close_reason or ""
+        if _should_reconnect(code):
+            raise ConnectionLost(f"closed awaiting {kind} ({code}): {reason}") from None
+        raise SessionClosed(code, reason) from None
+
+
+def _parse_subscribed(frame: dict[str, Any]) -> tuple[View | None, Cursor]:
+    try:
+        cursor = _cursor(frame.get("cursor"))
+        if frame.get("recovered") is True:
+            return None, cursor
+        agents = frame.get("agents")
+        if frame.get("recovered") is not False or not isinstance(agents, list):
+            raise ValueError("needs recovered: true, or recovered: false and the agents")
+        return apply_snapshot(agents), cursor
+    except ValueError as exc:
+        raise ProtocolError(f"malformed subscribed frame: {exc}") from None
+
+
+def _parse_event(frame: dict[str, Any]) -> MonitorEvent:
+    event, state = frame.get("event"), frame.get("state")
+    if not isinstance(event, dict) or not isinstance(state, dict):
+        raise ValueError("needs an event and a state")
+    _agent_of(state)
+    return MonitorEvent(event=event, state=state, cursor=_cursor(frame.get("cursor")))
+
+
+def _cursor(value: object) -> Cursor:
+    epoch, entry = (
+        (value.get("epoch"), value.get("id")) if isinstance(value, dict) else (None, None)
+    )
+    if not isinstance(epoch, str) or not isinstance(entry, str):
+        raise ValueError(f"not a cursor: {value!r}")
+    return Cursor(epoch=epoch, id=entry)
