@@ -51,7 +51,7 @@ async def presence_server(data_dir: Path, port: int) -> AsyncIterator[ServerProc
         assert process.stderr is not None
         while line := (await process.stderr.readline()).decode():
             running.log.append(line.rstrip())
-            if "Application startup complete" in line:
+            if "Uvicorn running on" in line:  # logged once the port is bound
                 started.set()
 
     reader = asyncio.create_task(read_log())
