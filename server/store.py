@@ -32,6 +32,7 @@ state, log, indexes and publication together.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -161,6 +162,8 @@ class Store:
     prefix: str = "presence:"
     #: This server instance's id, published with its changes.
     instance: str = ""
+    #: Seconds a write keeps retrying through Redis errors before StoreUnavailable.
+    retry_for: float = 5.0
     _apply: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -197,13 +200,20 @@ class Store:
     ) -> Outcome:
         # cjson turns JSON null into a sentinel rather than nil: leave absent keys out.
         encoded_args = json.dumps({k: v for k, v in args.items() if v is not None})
-        try:
-            raw = await self._apply(
-                keys=[self.company_prefix(company)],
-                args=[op, agent, str(now), conn, encoded_args, self.instance],
-            )
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        # One id for every attempt: the script answers a repeat with the first
+        # result, so retrying after a lost reply never applies a change twice.
+        script_args = [op, agent, str(now), conn, encoded_args, self.instance, os.urandom(8).hex()]
+        deadline = time.monotonic() + self.retry_for
+        delay = 0.05
+        while True:
+            try:
+                raw = await self._apply(keys=[self.company_prefix(company)], args=script_args)
+                break
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                if time.monotonic() + delay > deadline:
+                    raise StoreUnavailable(str(exc)) from exc
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
         result = json.loads(raw)
         if "error" in result:
             if result["error"] == "stale-connection":

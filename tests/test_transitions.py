@@ -317,3 +317,14 @@ async def test_epoch_is_new_whenever_the_stream_is(store: Store) -> None:
     await store.set_status("acme", "a-1", "meal", by_user=True, now=NOW, conn="test/1")
     second = await store.redis.get(epoch_key)
     assert second and second != first
+
+
+async def test_a_repeated_request_is_applied_once(store: Store) -> None:
+    """A retry after a lost reply (network blip, Redis restart) gets the first result."""
+    await store.hello("acme", "a-1", conn="test/1", now=NOW)
+    args = ["activity", "a-1", str(NOW), "test/1", '{"value": "meeting"}', "", "request-1"]
+    keys = [store.company_prefix("acme")]
+    first = await store._apply(keys=keys, args=args)
+    again = await store._apply(keys=keys, args=args)
+    assert again == first
+    assert [e.value for e in await store.events("acme")] == ["connected", "busy", "meeting"]

@@ -12,6 +12,8 @@
 -- ARGV[3] - now, integer milliseconds since the epoch, as a decimal string
 -- ARGV[4] - the connection asking ("" when not a console: ACD, supervisor, server)
 -- ARGV[6] - the instance applying it (pub/sub listeners skip their own changes)
+-- ARGV[7] - the request's id: a retried request (the reply was lost to a network
+--           blip or a Redis restart) gets its first result again, applied once
 -- ARGV[5] - JSON arguments of the op:
 --           hello:      {session?, new_session, segments[], status?}
 --           disconnect: {reason, end_session, session_ttl}
@@ -24,6 +26,9 @@
 -- ended)} or {error = code, message = text}.
 
 local base = KEYS[1]
+local request_key = base .. 'request:' .. ARGV[7]
+local earlier = redis.call('GET', request_key)
+if earlier then return earlier end
 local op, agent, now, conn, instance = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 local args = cjson.decode(ARGV[5])
 
@@ -325,4 +330,6 @@ result.origin = conn
 result.instance = instance
 local encoded = cjson.encode(result)
 if #changes > 0 then redis.call('PUBLISH', base .. 'changes', encoded) end
+-- Long enough for any retry of this request; short enough to cost little.
+redis.call('SET', request_key, encoded, 'EX', 120)
 return encoded
