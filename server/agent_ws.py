@@ -42,12 +42,14 @@ from client_sdk.protocol import (
     decode,
 )
 from server.auth import Identity
-from server.connection import Connection, ServerClosed, accept, now_ms, valid_ref
+from server.connection import Connection, ServerClosed, accept, valid_ref
+from server.deferred import Disconnection
 from server.errors import Refused, StaleConnection, StoreUnavailable
+from server.instances import STORE_ERRORS, instance_of
 from server.presence import AgentState, Event
 from server.ratelimit import RateLimiter, Verdict
 from server.runtime import Runtime
-from server.store import Outcome
+from server.store import Outcome, now_ms
 from server.wsproto import HEARTBEAT_TIMEOUT
 
 __all__ = ["agent_endpoint"]
@@ -83,6 +85,8 @@ class AgentConnection(Connection):
         self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
         #: Set when another party ended this connection's hold on the session.
         self.ended_elsewhere = False
+        #: Set when its disconnection waits for the store (it stays listed until written).
+        self.deferred = False
         #: Pushes that arrive between registering and the welcome: a console
         #: must see its welcome first.
         self._before_welcome: list[dict[str, Any]] | None = []
@@ -100,6 +104,11 @@ class AgentConnection(Connection):
         self.ended_elsewhere = True
         self.spawn(self.close(code, reason))
 
+    async def drain(self) -> None:
+        self.ended_elsewhere = True  # recorded here, not when the socket ends
+        await self.record_disconnect("server-shutdown", end_session=False)
+        await self.close_or_drop(CloseCode.GOING_AWAY, "server-shutdown")
+
     # The connection's life.
 
     async def run(self) -> None:
@@ -109,8 +118,11 @@ class AgentConnection(Connection):
             await self.close(closed.code, closed.reason)
             return
         self.company, self.agent = identity.company, identity.sub
+        runtime = self.runtime
         try:
-            outcome = await self.runtime.store.hello(
+            # Listed before the session is ours, so it is never held unlisted.
+            await runtime.liveness.hold(self.conn_id, self.company, self.agent)
+            outcome = await runtime.store.hello(
                 identity.company,
                 identity.sub,
                 conn=self.conn_id,
@@ -118,16 +130,19 @@ class AgentConnection(Connection):
                 session=hello.get("session"),
                 segments=identity.segments,
                 status=hello.get("status"),
+                lost_conn=await self.lost_holder(),
             )
         except Refused as refused:
+            await self.release()
             await self.error(None, refused.code, refused.message)
             await self.close(CloseCode.PROTOCOL_ERROR, refused.code.value)
             return
-        except StoreUnavailable:
+        except STORE_ERRORS:
+            await self.release()
             await self.error(None, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable")
             await self.close(TRY_AGAIN_LATER, "store-unavailable")
             return
-        hub = self.runtime.hub
+        hub = runtime.hub
         hub.dispatch(identity.company, outcome.published)
         hub.register(self)
         try:
@@ -140,6 +155,19 @@ class AgentConnection(Connection):
         finally:
             hub.unregister(self)
             self.cancel_tasks()
+            if not self.deferred:
+                await self.release()
+
+    async def lost_holder(self) -> str | None:
+        """The connection holding this agent's session, if its instance is dead:
+        the session was lost with it, not replaced."""
+        holder = await self.runtime.store.holder(self.company, self.agent)
+        if holder is None or instance_of(holder) == self.runtime.instance:
+            return None
+        return None if await self.runtime.liveness.is_alive(instance_of(holder)) else holder
+
+    async def release(self) -> None:
+        await self.runtime.liveness.release(self.conn_id)
 
     def check_hello(self, hello: dict[str, Any]) -> None:
         session, status = hello.get("session"), hello.get("status")
@@ -207,12 +235,13 @@ class AgentConnection(Connection):
         await self.close(CloseCode.TOKEN_EXPIRED, "token-expired")
 
     async def record_disconnect(self, reason: str, end_session: bool) -> Outcome | None:
+        now = now_ms()  # when it happened, even if it is written later
         try:
             outcome = await self.runtime.store.disconnect(
                 self.company,
                 self.agent,
                 reason=reason,
-                now=now_ms(),
+                now=now,
                 conn=self.conn_id,
                 end_session=end_session,
                 session_ttl=self.settings.session_ttl,
@@ -220,8 +249,17 @@ class AgentConnection(Connection):
         except (StaleConnection, Refused):
             return None  # someone else ended the session first, and recorded it
         except StoreUnavailable:
-            log.warning(
-                "could not record %s for %s/%s: store unavailable", reason, self.company, self.agent
+            self.deferred = True
+            self.runtime.deferred.add(
+                Disconnection(
+                    self.company,
+                    self.agent,
+                    self.conn_id,
+                    reason,
+                    now,
+                    end_session,
+                    self.settings.session_ttl,
+                )
             )
             return None
         self.runtime.hub.dispatch(self.company, outcome.published)

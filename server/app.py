@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,15 +24,17 @@ from starlette.routing import Route, WebSocketRoute
 from server import http_api
 from server.agent_ws import agent_endpoint
 from server.config import Settings
-from server.feed import Feeds
-from server.hub import Hub
+from server.deferred import Deferred
+from server.feed import Feeds, Subscriber
+from server.hub import Hub, LocalConnection
+from server.instances import STORE_ERRORS, Liveness
 from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
 from server.wsproto import PresenceWebSocketProtocol
 
-__all__ = ["create_app", "uvicorn_config"]
+__all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
 
 log = logging.getLogger("presence")
 
@@ -56,15 +59,27 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             redis_url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
         )
         instance = secrets.token_hex(6)
-        store = Store(client, prefix=settings.key_prefix, instance=instance)
+        store = Store(client, settings.key_prefix, instance, settings.store_retry)
         hub = Hub(store)
-        feeds = Feeds(store)
-        app.state.runtime = Runtime(settings, store, hub, feeds, secret, instance)
-        subscribed = asyncio.Event()
-        listener = asyncio.create_task(hub.listen(subscribed), name="presence-pubsub")
-        retention = asyncio.create_task(
-            retain(store, settings.retention_days), name="presence-retention"
+        liveness = Liveness(store, hub, settings.instance_ttl)
+        runtime = Runtime(
+            settings,
+            store,
+            hub,
+            Feeds(store),
+            liveness,
+            Deferred(store, hub, liveness),
+            secret,
+            instance,
         )
+        app.state.runtime = runtime
+        subscribed = asyncio.Event()
+        tasks = [
+            asyncio.create_task(hub.listen(subscribed), name="presence-pubsub"),
+            asyncio.create_task(liveness.run(), name="presence-liveness"),
+            asyncio.create_task(runtime.deferred.run(), name="presence-deferred"),
+            asyncio.create_task(retain(store, settings.retention_days), name="presence-retention"),
+        ]
         # Serve only once other instances' changes reach us.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(subscribed.wait(), 10)
@@ -72,11 +87,16 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         try:
             yield
         finally:
-            await feeds.close()
-            for task in (listener, retention):
+            await runtime.feeds.close()
+            for task in tasks:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if not runtime.deferred:
+                # Drained: nothing of ours is left for a sweeper. (With writes still
+                # waiting, stay listed: a sweeper records server-lost for them.)
+                with contextlib.suppress(*STORE_ERRORS):
+                    await liveness.leave()
             await client.aclose()
 
     return Starlette(
@@ -89,6 +109,42 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         ],
         lifespan=lifespan,
     )
+
+
+async def drain(runtime: Runtime) -> None:
+    """Record ``server-shutdown`` for every session held here and close every
+    socket with 1001, within ``drain_timeout``: consoles and monitors reconnect
+    to another instance on their own."""
+    sockets: list[LocalConnection | Subscriber] = [
+        *runtime.hub.connections(),
+        *runtime.feeds.subscribers(),
+    ]
+    if not sockets:
+        return
+    log.info("draining %d sockets", len(sockets))
+    pending = [asyncio.create_task(socket.drain()) for socket in sockets]
+    _, late = await asyncio.wait(pending, timeout=runtime.settings.drain_timeout)
+    for task in late:
+        task.cancel()
+    if late:
+        log.warning("drain: %d sockets not closed in time", len(late))
+
+
+class PresenceServer(uvicorn.Server):
+    """uvicorn's server, draining presence between refusing new connections and
+    closing the open ones (which uvicorn would do with 1012 and no record)."""
+
+    def __init__(self, config: uvicorn.Config, app: Starlette) -> None:
+        super().__init__(config)
+        self.app = app
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        runtime: Runtime | None = getattr(self.app.state, "runtime", None)
+        if runtime is not None:
+            await drain(runtime)
+        await super().shutdown(sockets)
 
 
 def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvicorn.Config:

@@ -15,9 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-import uvicorn
-
-from server.app import create_app, uvicorn_config
+from server.app import PresenceServer, create_app, uvicorn_config
 from server.auth import ROLES, issue
 from server.config import Settings, add_arguments, settings_from
 
@@ -60,7 +58,7 @@ def serve(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         app = create_app(settings, redis_url=redis_url, secret=secret)
-        uvicorn.Server(uvicorn_config(app, settings)).run()
+        PresenceServer(uvicorn_config(app, settings), app).run()
     finally:
         if embedded is not None:
             embedded.stop()

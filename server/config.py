@@ -47,6 +47,9 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     monitor_queue: int = 1000
     retention_days: float = 30.0
+    instance_ttl: float = 5.0
+    store_retry: float = 5.0
+    drain_timeout: float = 10.0
     log_level: str = "info"
 
 
@@ -99,6 +102,18 @@ OPTIONS: tuple[Option, ...] = (
         "events a live monitor may have undelivered before it is closed with 4100",
     ),
     Option("retention_days", float, "days of events the log keeps; older ones are trimmed"),
+    Option(
+        "instance_ttl",
+        float,
+        "seconds an instance stays alive in Redis without renewing; then another instance "
+        "records server-lost for its sessions",
+    ),
+    Option("store_retry", float, "seconds a write keeps retrying through Redis errors"),
+    Option(
+        "drain_timeout",
+        float,
+        "seconds SIGTERM waits for sessions to be recorded as server-shutdown and closed",
+    ),
     Option("log_level", str, "debug, info, warning or error"),
 )
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Coroutine
 from typing import Any, Final
 
@@ -25,7 +24,6 @@ __all__ = [
     "Connection",
     "ServerClosed",
     "accept",
-    "now_ms",
     "valid_ref",
 ]
 
@@ -34,10 +32,6 @@ CLOSE_GRACE: Final = 5.0
 #: A ref is echoed back, so it must fit both codecs' integers.
 REF_MIN: Final = -(2**63)
 REF_MAX: Final = 2**64 - 1
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def valid_ref(ref: object) -> bool:

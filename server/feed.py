@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any, Final, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -53,6 +52,9 @@ class Subscriber(Protocol):
 
     def restart(self) -> None:
         """The log was lost or recreated: close so the monitor resubscribes afresh."""
+
+    async def drain(self) -> None:
+        """The instance is shutting down: close with 1001 (resume elsewhere)."""
 
 
 def sees(segment: str | None, event: Event, state: AgentState) -> bool:
@@ -199,11 +201,11 @@ class Feeds:
         _, task = self._feeds.pop(company)
         task.cancel()
 
-    async def close(self, stop: Callable[[Subscriber], None] | None = None) -> None:
-        for feed, task in self._feeds.values():
-            if stop is not None:
-                for subscriber in list(feed.subscribers):
-                    stop(subscriber)
+    def subscribers(self) -> list[Subscriber]:
+        return [subscriber for feed, _ in self._feeds.values() for subscriber in feed.subscribers]
+
+    async def close(self) -> None:
+        for _, task in self._feeds.values():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

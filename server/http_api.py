@@ -56,11 +56,10 @@ from client_sdk.protocol import (
     ErrorCode,
 )
 from server.auth import Identity, TokenError, verify
-from server.connection import now_ms
 from server.errors import Refused, StoreUnavailable
 from server.presence import DEFAULT_LABELS, AgentState, Event
 from server.runtime import Runtime
-from server.store import Outcome, Store
+from server.store import Outcome, Store, now_ms
 
 __all__ = ["HTTP_STATUS", "api", "authorize", "csv_lines", "csv_row", "merged_config", "routes"]
 

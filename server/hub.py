@@ -52,6 +52,9 @@ class LocalConnection(Protocol):
     def end(self, code: int, reason: str) -> None:
         """Close the socket: its disconnection is already in the log."""
 
+    async def drain(self) -> None:
+        """Record ``server-shutdown`` and close with 1001: the console reconnects elsewhere."""
+
 
 class Hub:
     def __init__(self, store: Store) -> None:
@@ -61,6 +64,9 @@ class Hub:
 
     def __len__(self) -> int:
         return len(self._by_conn)
+
+    def connections(self) -> list[LocalConnection]:
+        return list(self._by_conn.values())
 
     def register(self, connection: LocalConnection) -> None:
         self._by_conn[connection.conn_id] = connection

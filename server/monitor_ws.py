@@ -69,6 +69,10 @@ class MonitorConnection(Connection):
     def restart(self) -> None:
         self._give_up(RESTART, "the log was recreated; subscribe again")
 
+    async def drain(self) -> None:
+        self._giving_up = True
+        await self.close_or_drop(CloseCode.GOING_AWAY, "server-shutdown")
+
     # The queue.
 
     def _queue_event(self, entry_id: str, data: str | bytes) -> None:

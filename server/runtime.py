@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.config import Settings
+from server.deferred import Deferred
 from server.feed import Feeds
 from server.hub import Hub
+from server.instances import Liveness
 from server.store import Store
 
 __all__ = ["Runtime"]
@@ -18,6 +20,8 @@ class Runtime:
     store: Store
     hub: Hub
     feeds: Feeds
+    liveness: Liveness
+    deferred: Deferred
     secret: str
     #: This instance's id: part of every connection id it hands out.
     instance: str

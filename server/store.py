@@ -72,6 +72,11 @@ def id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def now_ms() -> int:
+    """The time stamped on what this instance records."""
+    return time.time_ns() // 1_000_000
+
+
 def new_session_id(now_ms: int | None = None) -> str:
     """A ULID: 48 bits of milliseconds then 80 random bits, sortable by creation."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
@@ -238,13 +243,19 @@ class Store:
         session: str | None = None,
         segments: tuple[str, ...] = (),
         status: str | None = None,
+        lost_conn: str | None = None,
     ) -> Outcome:
-        """Resume ``session`` if it is this agent's and resumable, else start a new one."""
+        """Resume ``session`` if it is this agent's and resumable, else start a new one.
+
+        ``lost_conn``: a connection known to have died with its instance; if it
+        still holds the agent's session, that ends as ``server-lost``.
+        """
         args = {
             "session": session,
             "new_session": new_session_id(now),
             "segments": list(segments),
             "status": status,
+            "lost_conn": lost_conn,
         }
         return await self._run("hello", company, agent, now, conn, args)
 
@@ -421,6 +432,10 @@ class Store:
 
     async def _hash(self, key: str) -> dict[str, str]:
         return cast(dict[str, str], await self.redis.hgetall(key))
+
+    async def holder(self, company: str, agent: str) -> str | None:
+        """The connection holding the agent's session, if any."""
+        return cast(str | None, await self.redis.hget(self.agent_key(company, agent), "conn"))
 
     async def state(self, company: str, agent: str) -> AgentState | None:
         fields = await self._hash(self.agent_key(company, agent))

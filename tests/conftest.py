@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 import uvicorn
 
-from server.app import create_app, uvicorn_config
+from server.app import PresenceServer, create_app, uvicorn_config
 from server.auth import issue
 from server.config import Settings
 from server.store import Store
@@ -106,7 +106,7 @@ async def start_server(
         if send_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         sock.bind(("127.0.0.1", 0))
-        server = uvicorn.Server(uvicorn_config(app, settings, log_level="warning"))
+        server = PresenceServer(uvicorn_config(app, settings, log_level="warning"), app)
         task = asyncio.create_task(server.serve(sockets=[sock]))
         running.append((server, task))
         async with asyncio.timeout(seconds(10)):

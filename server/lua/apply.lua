@@ -15,7 +15,7 @@
 -- ARGV[7] - the request's id: a retried request (the reply was lost to a network
 --           blip or a Redis restart) gets its first result again, applied once
 -- ARGV[5] - JSON arguments of the op:
---           hello:      {session?, new_session, segments[], status?}
+--           hello:      {session?, new_session, segments[], status?, lost_conn?}
 --           disconnect: {reason, end_session, session_ttl}
 --           status:     {value, by_user}
 --           activity:   {value}      acd: {value, reason?}
@@ -194,6 +194,13 @@ end
 
 local result = { ok = true }
 
+-- Why the connection holding the session lets go of it: replaced, unless its
+-- instance is known to be dead, and then it was lost with it.
+local function replaced_reason(reason)
+    if args.lost_conn and args.lost_conn == state.conn then return 'server-lost' end
+    return reason
+end
+
 if op == 'hello' then
     if args.status and not allowed[args.status] then
         return refuse('unknown-status', args.status .. ' is not one of the company\'s statuses')
@@ -206,14 +213,16 @@ if op == 'hello' then
     if resumable then
         if online() then
             result.ended_conn = state.conn
-            emit('status-changed', 'disconnected', 'connection-replaced', state.session)
+            emit('status-changed', 'disconnected', replaced_reason('connection-replaced'),
+                state.session)
         end
         emit('status-changed', 'reconnected', nil, state.session, segments)
         redis.call('PERSIST', base .. 'session:' .. state.session)
     else
         if online() then
             result.ended_conn = state.conn
-            emit('status-changed', 'disconnected', 'session-replaced', state.session)
+            emit('status-changed', 'disconnected', replaced_reason('session-replaced'),
+                state.session)
         end
         if state.session then redis.call('DEL', base .. 'session:' .. state.session) end
         local session = args.new_session

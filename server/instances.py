@@ -1,0 +1,134 @@
+"""Instance liveness and the cleanup of instances that died (spec §8).
+
+Each instance proves it is alive with a key that expires unless renewed
+(``P:alive:<instance>``, ``instance_ttl``), is listed in ``P:instances``, and
+lists the connections that hold sessions on it (``P:conns:<instance>``: a hash
+of connection id to ``company agent``). A connection is listed *before* its
+``hello`` is applied and unlisted only after its disconnection is recorded, so
+a session is never held without being listed.
+
+Every instance sweeps: an instance whose alive key is gone died without a word
+(SIGKILL, a lost machine), and each of its listed connections gets
+``disconnected``/``server-lost``. Exactly once, without locks: the write is
+refused for a connection that no longer holds its session (the console already
+came back elsewhere, or another sweeper got there first), so only one
+``server-lost`` is ever recorded per session. An instance starting with no
+other alive sweeps at once: the first one up cleans after the last one down.
+
+These keys are global, not a company's: they carry no ``{company}`` hash tag,
+and each command touches one key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Final, cast
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from server.errors import Refused, StaleConnection, StoreUnavailable
+from server.hub import Hub
+from server.store import Store, now_ms
+
+__all__ = ["Liveness", "instance_of"]
+
+log = logging.getLogger("presence.instances")
+
+STORE_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError, StoreUnavailable)
+
+
+def instance_of(conn_id: str) -> str:
+    """The instance a connection id belongs to (``<instance>/<random>``)."""
+    return conn_id.partition("/")[0]
+
+
+class Liveness:
+    def __init__(self, store: Store, hub: Hub, ttl: float) -> None:
+        self.store = store
+        self.hub = hub
+        self.instance = store.instance
+        self.ttl = ttl
+        prefix = store.prefix
+        self.instances_key = prefix + "instances"
+        self.conns_key = self.conns_key_of(self.instance)
+        #: Ghost sessions cleaned by this instance (for the metrics).
+        self.cleaned = 0
+
+    def alive_key(self, instance: str) -> str:
+        return f"{self.store.prefix}alive:{instance}"
+
+    def conns_key_of(self, instance: str) -> str:
+        return f"{self.store.prefix}conns:{instance}"
+
+    async def prove_alive(self) -> None:
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            pipe.set(self.alive_key(self.instance), "1", px=int(self.ttl * 1000))
+            pipe.sadd(self.instances_key, self.instance)
+            await pipe.execute()
+
+    async def is_alive(self, instance: str) -> bool:
+        return bool(await self.store.redis.exists(self.alive_key(instance)))
+
+    async def hold(self, conn_id: str, company: str, agent: str) -> None:
+        await self.store.redis.hset(self.conns_key, conn_id, f"{company} {agent}")
+
+    async def release(self, conn_id: str) -> None:
+        """Unlist a connection whose disconnection is recorded (or was never ours)."""
+        # Best effort: a listing left behind is found stale by a sweeper, and
+        # the store refuses to record anything for it.
+        with contextlib.suppress(*STORE_ERRORS):
+            await self.store.redis.hdel(self.conns_key, conn_id)
+
+    async def run(self) -> None:
+        """Renew this instance's proof and sweep for dead ones, until cancelled."""
+        beat = self.ttl / 5
+        while True:
+            try:
+                await self.prove_alive()
+                await self.sweep()
+            except STORE_ERRORS as exc:
+                log.warning("liveness: store unavailable (%s)", exc)
+            await asyncio.sleep(beat)
+
+    async def sweep(self) -> int:
+        """Clean every dead instance's sessions; how many ``server-lost`` recorded."""
+        members = cast(set[str], await self.store.redis.smembers(self.instances_key))
+        cleaned = 0
+        for instance in sorted(members - {self.instance}):
+            if not await self.is_alive(instance):
+                cleaned += await self.clean(instance)
+        return cleaned
+
+    async def clean(self, instance: str) -> int:
+        redis = self.store.redis
+        key = self.conns_key_of(instance)
+        held = cast(dict[str, str], await redis.hgetall(key))
+        cleaned = 0
+        for conn_id, where in held.items():
+            company, _, agent = where.partition(" ")
+            try:
+                outcome = await self.store.disconnect(
+                    company, agent, reason="server-lost", now=now_ms(), conn=conn_id
+                )
+            except (StaleConnection, Refused):
+                pass  # the console came back elsewhere, or another sweeper was first
+            else:
+                self.hub.dispatch(company, outcome.published)
+                cleaned += 1
+            await redis.hdel(key, conn_id)
+        if not await redis.hlen(key):
+            await redis.srem(self.instances_key, instance)
+        if cleaned:
+            log.warning("instance %s is gone: %d sessions marked server-lost", instance, cleaned)
+        self.cleaned += cleaned
+        return cleaned
+
+    async def leave(self) -> None:
+        """Say goodbye: nothing is left to clean after a drained instance."""
+        async with self.store.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self.alive_key(self.instance), self.conns_key)
+            pipe.srem(self.instances_key, self.instance)
+            await pipe.execute()
