@@ -56,6 +56,8 @@ __all__ = ["agent_endpoint"]
 
 log = logging.getLogger("presence.agent")
 
+#: How long a new connection waits for another instance to say it holds the session.
+PROBE_TIMEOUT: Final = 1.0
 #: 1013 "try again later": the store is down, the console should reconnect.
 TRY_AGAIN_LATER: Final = 1013
 
@@ -161,10 +163,16 @@ class AgentConnection(Connection):
     async def lost_holder(self) -> str | None:
         """The connection holding this agent's session, if its instance is dead:
         the session was lost with it, not replaced."""
-        holder = await self.runtime.store.holder(self.company, self.agent)
-        if holder is None or instance_of(holder) == self.runtime.instance:
+        runtime = self.runtime
+        holder = await runtime.store.holder(self.company, self.agent)
+        if holder is None or instance_of(holder) == runtime.instance:
             return None
-        return None if await self.runtime.liveness.is_alive(instance_of(holder)) else holder
+        owner = instance_of(holder)
+        if not await runtime.liveness.is_alive(owner):
+            return holder
+        # Its alive key may not have expired yet: ask the instance itself.
+        answer = await runtime.hub.holds(owner, holder, patience=PROBE_TIMEOUT)
+        return holder if answer is None else None
 
     async def release(self) -> None:
         await self.runtime.liveness.release(self.conn_id)

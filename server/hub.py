@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from typing import Any, Final, Protocol
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -61,6 +62,9 @@ class Hub:
         self.store = store
         self._by_conn: dict[str, LocalConnection] = {}
         self._by_agent: dict[tuple[str, str], LocalConnection] = {}
+        #: Our probes awaiting an answer, by id.
+        self._questions: dict[str, asyncio.Future[bool]] = {}
+        self._replies: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._by_conn)
@@ -100,18 +104,75 @@ class Hub:
             pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.psubscribe(self.store.changes_pattern())
+                await pubsub.subscribe(self.control_channel(self.store.instance))
                 if ready is not None:
                     ready.set()
                 delay = 0.1
                 async for message in pubsub.listen():
                     if message["type"] == "pmessage":
                         self._on_message(message["channel"], message["data"])
+                    elif message["type"] == "message":
+                        self._on_control(message["data"])
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("pub/sub lost (%s); resubscribing in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
             finally:
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    # The control channel: one per instance, for questions to the instance itself.
+
+    def control_channel(self, instance: str) -> str:
+        return f"{self.store.prefix}control:{instance}"
+
+    async def holds(self, instance: str, conn_id: str, patience: float) -> bool | None:
+        """Ask ``instance`` whether it still holds ``conn_id``: its answer, or
+        ``None`` when nobody answers within ``patience`` seconds — the instance is
+        gone, whatever its alive key says (that outlives a killed instance by up
+        to ``instance_ttl``)."""
+        question = {
+            "t": "probe",
+            "id": os.urandom(8).hex(),
+            "conn": conn_id,
+            "from": self.store.instance,
+        }
+        answer = asyncio.get_running_loop().create_future()
+        self._questions[question["id"]] = answer
+        try:
+            # Redis counts the subscribers that got it: none means no instance
+            # listens there any more (its connection died with it).
+            heard = await self.store.redis.publish(
+                self.control_channel(instance), json.dumps(question)
+            )
+            if not heard:
+                return None
+            async with asyncio.timeout(patience):
+                held: bool = await answer
+                return held
+        except TimeoutError:
+            return None
+        finally:
+            self._questions.pop(question["id"], None)
+
+    async def _answer(self, instance: str, reply: str) -> None:
+        await self.store.redis.publish(self.control_channel(instance), reply)
+
+    def _on_control(self, data: str) -> None:
+        try:
+            message = json.loads(data)
+            if message["t"] == "probe":
+                reply = {"t": "held", "id": message["id"], "held": message["conn"] in self._by_conn}
+                task = asyncio.get_running_loop().create_task(
+                    self._answer(message["from"], json.dumps(reply))
+                )
+                self._replies.add(task)
+                task.add_done_callback(self._replies.discard)
+            elif message["t"] == "held":
+                answer = self._questions.get(message["id"])
+                if answer is not None and not answer.done():
+                    answer.set_result(bool(message["held"]))
+        except Exception:
+            log.exception("could not handle a control message")
 
     def _on_message(self, channel: str, data: str) -> None:
         try:
