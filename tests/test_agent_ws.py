@@ -17,7 +17,7 @@ from websockets.typing import Origin
 from client_sdk.protocol import JSON, MSGPACK, decode, encode
 from server.store import Store
 from tests.conftest import RunningServer
-from tests.timing import seconds
+from tests.timing import eventually, seconds
 
 
 class RawAgent:
@@ -61,14 +61,16 @@ async def open_agent(
 async def wait_for_log(
     store: Store, predicate: Callable[[list[Any]], bool], company: str = "acme"
 ) -> list[Any]:
-    """Poll the log until ``predicate`` holds: the server records asynchronously
-    to the client's view of a close, and Redis offers nothing to await."""
-    async with asyncio.timeout(seconds(5)):
-        while True:
-            events = await store.events(company)
-            if predicate(events):
-                return events
-            await asyncio.sleep(0.02)
+    """The log once ``predicate`` holds: the server records a close on its own time."""
+    events: list[Any] = []
+
+    async def holds() -> bool:
+        nonlocal events
+        events = await store.events(company)
+        return predicate(events)
+
+    await eventually(holds, seconds(5))
+    return events
 
 
 def values(events: list[Any]) -> list[tuple[str, str | None]]:

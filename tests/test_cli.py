@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
@@ -20,55 +15,14 @@ import redis.asyncio
 from websockets.asyncio.client import connect
 
 from server.config import OPTIONS
+from tests.processes import presence_server
 from tests.redis_server import free_port
-from tests.timing import seconds
+from tests.timing import eventually, seconds
 
 
-@dataclass
-class ServerProcess:
-    process: asyncio.subprocess.Process
-    #: What it has logged so far (stderr, read continuously so the pipe never fills).
-    log: list[str] = field(default_factory=list)
-
-
-@asynccontextmanager
-async def presence_server(data_dir: Path, port: int) -> AsyncIterator[ServerProcess]:
-    """Run the program until the block ends (SIGTERM)."""
-    env = {
-        **os.environ,
-        "PRESENCE_DATA_DIR": str(data_dir),
-        "PRESENCE_PORT": str(port),
-        "PRESENCE_KEY_PREFIX": "cli-test:",
-    }
-    env.pop("PRESENCE_REDIS_URL", None)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", env=env, stderr=asyncio.subprocess.PIPE
-    )
-    running = ServerProcess(process)
-    started = asyncio.Event()
-
-    async def read_log() -> None:
-        assert process.stderr is not None
-        while line := (await process.stderr.readline()).decode():
-            running.log.append(line.rstrip())
-            if "Uvicorn running on" in line:  # logged once the port is bound
-                started.set()
-
-    reader = asyncio.create_task(read_log())
-    try:
-        async with asyncio.timeout(seconds(20)):
-            await asyncio.wait(
-                [asyncio.create_task(started.wait()), reader], return_when="FIRST_COMPLETED"
-            )
-        assert started.is_set(), f"the server exited early: {running.log}"
-        yield running
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), seconds(15))
-        # EOF on the log comes when every holder of the pipe is gone, the
-        # embedded store included.
-        await asyncio.wait_for(reader, seconds(15))
+def embedded(data_dir: Path) -> dict[str, str]:
+    """The environment of a server with no Redis URL: the embedded store."""
+    return {"PRESENCE_DATA_DIR": str(data_dir), "PRESENCE_KEY_PREFIX": "cli-test:"}
 
 
 def embedded_store_url(log: list[str]) -> str:
@@ -79,14 +33,16 @@ def embedded_store_url(log: list[str]) -> str:
 async def wait_until_gone(url: str) -> None:
     """Until nothing answers at ``url``: the embedded store has stopped."""
     client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1)
+
+    async def gone() -> bool:
+        try:
+            await client.ping()
+        except redis.ConnectionError:
+            return True
+        return False
+
     try:
-        async with asyncio.timeout(seconds(10)):
-            while True:
-                try:
-                    await client.ping()
-                except redis.ConnectionError:
-                    return
-                await asyncio.sleep(0.05)  # another process's exit: nothing to await
+        await eventually(gone, seconds(10))
     finally:
         await client.aclose()
 
@@ -128,7 +84,7 @@ async def say_hello(port: int, token: str) -> dict[str, object]:
 
 async def test_embedded_store_keeps_data_across_restarts(tmp_path: Path) -> None:
     port = free_port()
-    async with presence_server(tmp_path, port) as server:
+    async with presence_server(embedded(tmp_path), port) as server:
         log = server.log
         assert any("embedded Valkey" in line for line in log), log
         assert any("generated one" in line for line in log), log
@@ -150,7 +106,7 @@ async def test_embedded_store_keeps_data_across_restarts(tmp_path: Path) -> None
     assert (tmp_path / "valkey").is_dir()
     await wait_until_gone(embedded_store_url(log))  # the store stopped with the server
     # The same data dir after a restart: same secret, and the agent is remembered.
-    async with presence_server(tmp_path, port):
+    async with presence_server(embedded(tmp_path), port):
         welcome = await say_hello(port, token)
         state = welcome["state"]
         assert isinstance(state, dict)
@@ -167,7 +123,7 @@ def test_help_lists_every_option_and_its_variable() -> None:
 
 
 async def test_the_embedded_store_dies_with_a_killed_server(tmp_path: Path) -> None:
-    async with presence_server(tmp_path, free_port()) as server:
+    async with presence_server(embedded(tmp_path)) as server:
         store = redis.asyncio.Redis.from_url(embedded_store_url(server.log))
         assert await store.ping()
         await store.aclose()

@@ -17,7 +17,7 @@ from client_sdk import AgentConsole
 from client_sdk.protocol import JSON, MSGPACK, encode
 from server.store import Store, id_key
 from tests.conftest import RunningServer
-from tests.test_agent_ws import RawAgent, open_agent
+from tests.test_agent_ws import RawAgent, open_agent, wait_for_log
 from tests.timing import seconds
 
 NOW = 1_732_400_000_000
@@ -125,9 +125,7 @@ async def test_snapshot_then_every_event(
 
 
 async def wait_for_disconnect(store: Store) -> str:
-    async with asyncio.timeout(seconds(5)):
-        while (events := await store.events("acme"))[-1].value != "disconnected":  # noqa: ASYNC110
-            await asyncio.sleep(0.02)  # the server records the close on its own time
+    events = await wait_for_log(store, lambda events: events[-1].value == "disconnected")
     return str(events[-1].id)
 
 
