@@ -100,3 +100,46 @@ def test_redis_url() -> Iterator[str]:
         return
     with private_redis(os.environ.get("PRESENCE_TEST_REDIS", "valkey")) as private:
         yield private
+
+
+class RedisProcess:
+    """A private server the test may stop, kill and restart on the same port,
+    keeping its data (append-only file, fsync always) or not."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        kind = os.environ.get("PRESENCE_TEST_REDIS", "valkey")
+        self.process = subprocess.Popen(
+            [
+                redis_binary(kind),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "yes",
+                "--appendfsync", "always",
+                "--dir", str(self.directory),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_until_reachable(self.url, self.process)
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def wipe(self) -> None:
+        """Lose every byte it kept, as a Redis restarted without its disk would."""
+        for path in self.directory.rglob("*"):
+            if path.is_file():
+                path.unlink()

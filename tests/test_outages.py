@@ -1,0 +1,139 @@
+"""Redis outages, for real: a private Redis is killed and restarted under a
+running server process (spec §3 invariant 5: nothing acknowledged is lost).
+
+What a change meets during an outage (README, "Failures"): the server retries
+the write for ``store_retry`` seconds, idempotently; if Redis is back by then
+the change is applied once and acknowledged late; if not, the console gets
+``store-unavailable`` and nothing was applied. A console that drops meanwhile
+has its ``disconnected`` written when Redis is back, with the time it happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from server.store import Store
+from tests.invariants import check_company
+from tests.processes import ServerProcess, presence_server
+from tests.redis_server import RedisProcess
+from tests.test_instances import SECRET, raw_agent, raw_monitor, reasons
+from tests.timing import eventually, seconds
+
+#: How long these tests keep Redis down: the scenario, not a synchronisation.
+SHORT_OUTAGE = 1.0
+LONG_OUTAGE = 2.5
+
+
+@pytest.fixture
+async def private_redis(tmp_path: Path) -> AsyncIterator[RedisProcess]:
+    redis = RedisProcess(tmp_path)
+    redis.start()
+    yield redis
+    redis.kill()
+
+
+@pytest.fixture
+async def store_of(private_redis: RedisProcess) -> AsyncIterator[Store]:
+    client = aioredis.Redis.from_url(private_redis.url, decode_responses=True)
+    yield Store(client, prefix="outage:")
+    await client.aclose()
+
+
+async def run_server(redis: RedisProcess, **settings: Any) -> Any:
+    env = {
+        "PRESENCE_REDIS_URL": redis.url,
+        "PRESENCE_KEY_PREFIX": "outage:",
+        "PRESENCE_JWT_SECRET": SECRET,
+        "PRESENCE_LOG_LEVEL": "info",
+        **{f"PRESENCE_{name.upper()}": str(value) for name, value in settings.items()},
+    }
+    return presence_server(env)
+
+
+async def ready(server: ServerProcess) -> int:
+    async with httpx.AsyncClient(base_url=server.http_url) as http:
+        return (await http.get("/readyz")).status_code
+
+
+async def test_a_short_outage_is_invisible_to_consoles(
+    private_redis: RedisProcess, store_of: Store
+) -> None:
+    async with await run_server(private_redis, store_retry=15) as server:
+        steady, _ = await raw_agent(server.agent_url, "a-1")
+        leaving, welcome = await raw_agent(server.agent_url, "a-2")
+        monitor = await raw_monitor(server.monitor_url)
+        private_redis.kill()
+        assert await ready(server) == 503
+        await steady.send({"t": "status", "value": "break", "ref": 1})
+        dropped_at = time.time_ns() // 1_000_000
+        leaving.ws.transport.abort()
+        await asyncio.sleep(SHORT_OUTAGE)
+        private_redis.start()
+        ack = await asyncio.wait_for(steady.recv(), seconds(20))
+        assert (ack["t"], ack["ref"], ack["event"]["value"]) == ("ack", 1, "break")
+        assert await steady.request({"t": "ping", "ref": 2}) == {"t": "pong", "ref": 2}
+        await eventually(lambda: _is(ready(server), 200), seconds(10))
+
+        async def dropped() -> bool:
+            return ("disconnected", "transport-closed") in reasons(
+                await store_of.events("acme"), welcome["session"]
+            )
+
+        await eventually(dropped, seconds(10))
+        events = await store_of.events("acme")
+        drop = next(e for e in events if e.session == welcome["session"] and e.reason)
+        assert abs(drop.ts - dropped_at) < 1000  # when it happened, not when written
+        assert [e.value for e in events if e.agent == "a-1"].count("break") == 1
+        # The monitor followed through the outage: everything, in order.
+        await monitor.read_until(str(events[-1].id))
+        assert [e["id"] for e in monitor.events] == [
+            e.id for e in events[len(events) - len(monitor.events) :]
+        ]
+        await steady.ws.close()
+        await monitor.ws.close()
+    await check_company(store_of, "acme")
+
+
+async def _is(value: Any, expected: Any) -> bool:
+    return await value == expected
+
+
+async def test_a_long_outage_refuses_changes_and_defers_disconnections(
+    private_redis: RedisProcess, store_of: Store
+) -> None:
+    async with await run_server(private_redis, store_retry=0.5) as server:
+        steady, _ = await raw_agent(server.agent_url, "a-1")
+        leaving, welcome = await raw_agent(server.agent_url, "a-2")
+        private_redis.kill()
+        answer = await steady.request({"t": "status", "value": "break", "ref": 1})
+        assert (answer["t"], answer["code"]) == ("error", "store-unavailable")
+        dropped_at = time.time_ns() // 1_000_000
+        leaving.ws.transport.abort()
+        await asyncio.sleep(LONG_OUTAGE)  # well past store_retry: the drop must wait
+        private_redis.start()
+
+        async def written() -> bool:
+            return ("disconnected", "transport-closed") in reasons(
+                await store_of.events("acme"), welcome["session"]
+            )
+
+        await eventually(written, seconds(15))
+        events = await store_of.events("acme")
+        drop = next(e for e in events if e.session == welcome["session"] and e.reason)
+        written_at = int(str(drop.id).split("-")[0])
+        assert abs(drop.ts - dropped_at) < 1000
+        assert written_at - drop.ts >= LONG_OUTAGE * 1000 * 0.8  # written later, dated true
+        assert "break" not in [e.value for e in events]  # refused means not applied
+        # The console's socket lived through it, and works again.
+        ack = await steady.request({"t": "status", "value": "break", "ref": 2})
+        assert ack["event"]["value"] == "break"
+        await steady.ws.close()
+    await check_company(store_of, "acme")
