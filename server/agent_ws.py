@@ -89,6 +89,10 @@ class AgentConnection(Connection):
         self.ended_elsewhere = False
         #: Set when its disconnection waits for the store (it stays listed until written).
         self.deferred = False
+        #: What the store said last of this session: put back if Redis loses it.
+        self.session: str | None = None
+        self.segments: tuple[str, ...] = ()
+        self.status: str | None = None
         #: Pushes that arrive between registering and the welcome: a console
         #: must see its welcome first.
         self._before_welcome: list[dict[str, Any]] | None = []
@@ -96,6 +100,7 @@ class AgentConnection(Connection):
     # What the hub calls (hub.LocalConnection).
 
     def push_state(self, event: Event, state: AgentState) -> None:
+        self.status = state.status
         frame = {"t": "state", "state": state.to_wire(), "event": event.to_wire()}
         if self._before_welcome is not None:
             self._before_welcome.append(frame)
@@ -105,6 +110,23 @@ class AgentConnection(Connection):
     def end(self, code: int, reason: str) -> None:
         self.ended_elsewhere = True
         self.spawn(self.close(code, reason))
+
+    async def restore(self) -> None:
+        runtime = self.runtime
+        if self.session is None or await runtime.store.state(self.company, self.agent):
+            return  # not ours yet, or already back
+        await runtime.liveness.hold(self.conn_id, self.company, self.agent)
+        outcome = await runtime.store.hello(
+            self.company,
+            self.agent,
+            conn=self.conn_id,
+            now=now_ms(),
+            session=self.session,
+            segments=self.segments,
+            status=self.status,
+            restore=True,
+        )
+        runtime.hub.dispatch(self.company, outcome.published)
 
     async def drain(self) -> None:
         self.ended_elsewhere = True  # recorded here, not when the socket ends
@@ -144,6 +166,8 @@ class AgentConnection(Connection):
             await self.error(None, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable")
             await self.close(TRY_AGAIN_LATER, "store-unavailable")
             return
+        self.session, self.segments = outcome.session, identity.segments
+        self.status = outcome.state.status if outcome.state else None
         hub = runtime.hub
         hub.dispatch(identity.company, outcome.published)
         hub.register(self)
@@ -341,6 +365,8 @@ class AgentConnection(Connection):
             await self.send({"t": "ack", "ref": ref, "event": None, "state": None})
             return
         state = outcome.state or await self.runtime.store.state(self.company, self.agent)
+        if state is not None:
+            self.status = state.status
         event = outcome.changes[-1][0].to_wire() if outcome.changes else None
         await self.send(
             {"t": "ack", "ref": ref, "event": event, "state": state.to_wire() if state else None}

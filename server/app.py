@@ -73,6 +73,12 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             instance,
         )
         app.state.runtime = runtime
+
+        async def restore_sessions() -> None:
+            for connection in hub.connections():
+                await connection.restore()
+
+        liveness.on_data_lost = restore_sessions
         subscribed = asyncio.Event()
         tasks = [
             asyncio.create_task(hub.listen(subscribed), name="presence-pubsub"),

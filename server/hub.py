@@ -56,6 +56,9 @@ class LocalConnection(Protocol):
     async def drain(self) -> None:
         """Record ``server-shutdown`` and close with 1001: the console reconnects elsewhere."""
 
+    async def restore(self) -> None:
+        """The store lost its data: record this session again, as it was."""
+
 
 class Hub:
     def __init__(self, store: Store) -> None:

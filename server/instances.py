@@ -15,6 +15,11 @@ came back elsewhere, or another sweeper got there first), so only one
 ``server-lost`` is ever recorded per session. An instance starting with no
 other alive sweeps at once: the first one up cleans after the last one down.
 
+If Redis comes back empty (restarted without its disk), every instance sees
+that its stamp (``P:stamp``) changed and puts back the sessions it really
+holds: each gets ``connected`` again, with the same session id and its last
+status; the company's log starts over under a new epoch.
+
 These keys are global, not a company's: they carry no ``{company}`` hash tag,
 and each command touches one key.
 """
@@ -24,6 +29,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from typing import Final, cast
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -54,6 +61,11 @@ class Liveness:
         prefix = store.prefix
         self.instances_key = prefix + "instances"
         self.conns_key = self.conns_key_of(self.instance)
+        #: Set once in Redis by the first instance; a different one means its data was lost.
+        self.stamp_key = prefix + "stamp"
+        self.stamp: str | None = None
+        #: What to do when Redis comes back empty: put this instance's sessions back.
+        self.on_data_lost: Callable[[], Awaitable[None]] | None = None
         #: Ghost sessions cleaned by this instance (for the metrics).
         self.cleaned = 0
 
@@ -63,11 +75,18 @@ class Liveness:
     def conns_key_of(self, instance: str) -> str:
         return f"{self.store.prefix}conns:{instance}"
 
-    async def prove_alive(self) -> None:
+    async def prove_alive(self) -> bool:
+        """Renew this instance's proof; False when Redis has lost its data since
+        the last time (a restart without its disk: the stamp is gone)."""
         async with self.store.redis.pipeline(transaction=False) as pipe:
             pipe.set(self.alive_key(self.instance), "1", px=int(self.ttl * 1000))
             pipe.sadd(self.instances_key, self.instance)
-            await pipe.execute()
+            pipe.set(self.stamp_key, os.urandom(8).hex(), nx=True)
+            pipe.get(self.stamp_key)
+            *_, stamp = await pipe.execute()
+        kept = self.stamp is None or stamp == self.stamp
+        self.stamp = stamp
+        return kept
 
     async def is_alive(self, instance: str) -> bool:
         return bool(await self.store.redis.exists(self.alive_key(instance)))
@@ -87,7 +106,9 @@ class Liveness:
         beat = self.ttl / 5
         while True:
             try:
-                await self.prove_alive()
+                if not await self.prove_alive() and self.on_data_lost is not None:
+                    log.warning("Redis lost its data: restoring the sessions held here")
+                    await self.on_data_lost()
                 await self.sweep()
             except STORE_ERRORS as exc:
                 log.warning("liveness: store unavailable (%s)", exc)

@@ -193,6 +193,9 @@ class Connect:
     segments: tuple[str, ...] = ()
     #: The status the console asked for in ``hello``, if any.
     status: str | None = None
+    #: Put back by the server after the store lost its data: the status is the
+    #: one the session had, set by the system rather than by the agent.
+    restored: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +292,7 @@ def _connect(state: AgentState, change: Connect, config: CompanyConfig, now: int
         Event(now, agent, change.session, SYSTEM_CHANGED, "connected", segments=change.segments)
     )
     if change.status is not None:
-        initial, kind = change.status, USER_CHANGED
+        initial, kind = change.status, SYSTEM_CHANGED if change.restored else USER_CHANGED
     else:
         initial, kind = config.initial_status, SYSTEM_CHANGED
     if initial != state.status:

@@ -244,18 +244,22 @@ class Store:
         segments: tuple[str, ...] = (),
         status: str | None = None,
         lost_conn: str | None = None,
+        restore: bool = False,
     ) -> Outcome:
         """Resume ``session`` if it is this agent's and resumable, else start a new one.
 
         ``lost_conn``: a connection known to have died with its instance; if it
         still holds the agent's session, that ends as ``server-lost``.
+        ``restore``: the store lost its data; put ``session`` back as it was, with
+        ``status``, for the connection that still holds it.
         """
         args = {
             "session": session,
-            "new_session": new_session_id(now),
+            "new_session": session if restore and session else new_session_id(now),
             "segments": list(segments),
             "status": status,
             "lost_conn": lost_conn,
+            "restored": restore or None,
         }
         return await self._run("hello", company, agent, now, conn, args)
 

@@ -81,10 +81,15 @@ async def presence_server(
     finally:
         if process.returncode is None:
             process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.wait(), seconds(20))
-        # EOF on the log comes when every holder of the pipe is gone, an
-        # embedded store included.
-        await asyncio.wait_for(reader, seconds(15))
+        try:
+            await asyncio.wait_for(process.wait(), seconds(20))
+            # EOF on the log comes when every holder of the pipe is gone, an
+            # embedded store included.
+            await asyncio.wait_for(reader, seconds(15))
+        except TimeoutError:
+            process.kill()
+            tail = "\n".join(running.log[-30:])
+            raise AssertionError(f"the server did not end after SIGTERM; its log:\n{tail}") from None
 
 
 class LoadBalancer:

@@ -61,14 +61,14 @@ async def raw_agent(url: str, agent: str, **hello: Any) -> tuple[RawAgent, dict[
     return raw, welcome
 
 
-async def raw_monitor(url: str) -> RawMonitor:
+async def raw_monitor(url: str, *, subscribe: bool = True) -> RawMonitor:
     ws = await connect(url, subprotocols=[JSON])
     monitor = RawMonitor(ws, JSON)
     monitor.view = {}
-    assert (await monitor.request({"t": "hello", "token": token("sup", "supervisor")}))["t"] == (
-        "welcome"
-    )
-    await monitor.subscribe()
+    welcome = await monitor.request({"t": "hello", "token": token("sup", "supervisor")})
+    assert welcome["t"] == "welcome"
+    if subscribe:
+        await monitor.subscribe()
     return monitor
 
 

@@ -137,3 +137,48 @@ async def test_a_long_outage_refuses_changes_and_defers_disconnections(
         assert ack["event"]["value"] == "break"
         await steady.ws.close()
     await check_company(store_of, "acme")
+
+
+async def test_redis_back_empty_gets_the_truth_back(
+    private_redis: RedisProcess, store_of: Store
+) -> None:
+    async with await run_server(private_redis) as server:
+        first, hello_1 = await raw_agent(server.agent_url, "a-1", status="break")
+        second, hello_2 = await raw_agent(server.agent_url, "a-2")
+        monitor = await raw_monitor(server.monitor_url)
+        old_cursor = monitor.cursor
+        private_redis.kill()
+        private_redis.wipe()  # its disk is gone: the log, the states, everything
+        private_redis.start()
+
+        async def true_again() -> bool:
+            states = await store_of.states("acme")
+            return {agent: (s.connection, s.status, s.session) for agent, s in states.items()} == {
+                "a-1": ("online", "break", hello_1["session"]),
+                "a-2": ("online", "busy", hello_2["session"]),
+            }
+
+        await eventually(true_again, seconds(15))  # no instance was restarted
+        # The monitor is told the log started over, and gets a fresh snapshot.
+        await monitor.ws.wait_closed()
+        assert monitor.ws.close_code == 1012
+        resumed = await connect_monitor_with(server, old_cursor)
+        assert resumed["recovered"] is False
+        assert {s["agent"]: s["status"] for s in resumed["agents"]} == {
+            "a-1": "break",
+            "a-2": "busy",
+        }
+        assert resumed["cursor"]["epoch"] != (old_cursor or {}).get("epoch")
+        # The sockets lived through it and act as before.
+        ack = await first.request({"t": "status", "value": "meal", "ref": 1})
+        assert ack["event"]["value"] == "meal"
+        await first.ws.close()
+        await second.ws.close()
+    await check_company(store_of, "acme")
+
+
+async def connect_monitor_with(server: ServerProcess, cursor: Any) -> dict[str, Any]:
+    monitor = await raw_monitor(server.monitor_url, subscribe=False)
+    subscribed = await monitor.request({"t": "subscribe", "cursor": cursor, "ref": 1})
+    await monitor.ws.close()
+    return subscribed

@@ -69,6 +69,12 @@ CASES = [
     ),
     Case("connected asks an unknown status", NEVER, Connect("s2", status="nap"), "unknown-status"),
     Case(
+        "connected restored after data loss",
+        NEVER,
+        Connect("s2", status="meal", restored=True),
+        [(SC, "connected", None), (SC, "meal", None)],
+    ),
+    Case(
         "connected keeps an equal status",
         OFFLINE,
         Connect("s2", status="available"),
@@ -216,17 +222,20 @@ async def run_store(
         now = NOW + step * 1000
         try:
             match change:
-                case Connect(_, segments, status):
+                case Connect(session_id, segments, status, restored):
                     conn_number += 1
                     outcome = await store.hello(
                         "acme",
                         "a-1",
                         conn=f"test/{conn_number}",
                         now=now,
+                        session=session_id if restored else None,
                         segments=segments,
                         status=status,
+                        restore=restored,
                     )
                     session = outcome.session
+                    assert session == session_id or not restored
                 case Resume(_, segments):
                     conn_number += 1
                     outcome = await store.hello(

@@ -15,7 +15,9 @@
 -- ARGV[7] - the request's id: a retried request (the reply was lost to a network
 --           blip or a Redis restart) gets its first result again, applied once
 -- ARGV[5] - JSON arguments of the op:
---           hello:      {session?, new_session, segments[], status?, lost_conn?}
+--           hello:      {session?, new_session, segments[], status?, lost_conn?, restored?}
+--                       (restored: the instance puts back a session it holds after
+--                       Redis lost its data; its status is then the system's doing)
 --           disconnect: {reason, end_session, session_ttl}
 --           status:     {value, by_user}
 --           activity:   {value}      acd: {value, reason?}
@@ -228,7 +230,9 @@ if op == 'hello' then
         local session = args.new_session
         emit('status-changed', 'connected', nil, session, segments)
         local initial, kind = initial_status, 'status-changed'
-        if args.status then initial, kind = args.status, 'status-changed-user' end
+        if args.status then
+            initial, kind = args.status, args.restored and 'status-changed' or 'status-changed-user'
+        end
         if initial ~= state.status then emit(kind, initial, nil, session) end
         redis.call('HSET', base .. 'session:' .. session, 'agent', agent)
         redis.call('SADD', base .. 'agents', agent)
