@@ -89,7 +89,8 @@ async def presence_server(
         except TimeoutError:
             process.kill()
             tail = "\n".join(running.log[-30:])
-            raise AssertionError(f"the server did not end after SIGTERM; its log:\n{tail}") from None
+            message = f"the server did not end after SIGTERM; its log:\n{tail}"
+            raise AssertionError(message) from None
 
 
 class LoadBalancer:
