@@ -1,4 +1,5 @@
-"""Helpers the SDK's clients share: tokens, sending a frame, reading an error.
+"""Helpers the SDK's clients share: tokens, sending a frame, reading an error,
+``async with``.
 
 Private: the public names live in :mod:`client_sdk.console`,
 :mod:`client_sdk.monitor` and :mod:`client_sdk.acd`.
@@ -8,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from websockets.asyncio.client import ClientConnection
 
@@ -16,7 +18,7 @@ from client_sdk.errors import RequestError
 from client_sdk.protocol import MSGPACK, ErrorCode
 from client_sdk.protocol import encode as encode_frame
 
-__all__ = ["TokenSource", "request_error", "resolve_token", "send"]
+__all__ = ["ClosesOnExit", "TokenSource", "request_error", "resolve_token", "send"]
 
 #: A token, or a callable (sync or async) that returns a fresh one each time it is called.
 TokenSource = str | Callable[[], str | Awaitable[str]]
@@ -45,3 +47,21 @@ def request_error(code: object, message: object, status: int | None = None) -> R
         # A newer server's code: keep it readable in the message.
         known, text = ErrorCode.INTERNAL, f"{code}: {text}"
     return RequestError(known, text, status)
+
+
+class ClosesOnExit:
+    """``async with client``: the client itself, closed on the way out."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

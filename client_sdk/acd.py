@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import httpx
 
-from client_sdk._wire import TokenSource, request_error, resolve_token
+from client_sdk._wire import ClosesOnExit, TokenSource, request_error, resolve_token
 from client_sdk.errors import ConnectionLost, ProtocolError, RequestError
 from client_sdk.protocol import IDENTIFIER, ErrorCode
 
@@ -61,7 +60,7 @@ class Change:
         return agent
 
 
-class AcdClient:
+class AcdClient(ClosesOnExit):
     """The ACD's requests: who is available, claim, occupy, release, time out.
 
     ``base_url`` is the server's root (``http://host:port``). ``token`` (role
@@ -92,17 +91,6 @@ class AcdClient:
         """Close the HTTP client, unless it was given. Idempotent."""
         if self._owns_client:
             await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # Reads.
 

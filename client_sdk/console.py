@@ -24,19 +24,17 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
-from websockets.typing import Subprotocol
 
-from client_sdk._wire import TokenSource, request_error, resolve_token, send
-from client_sdk.backoff import exponential_backoff, should_reconnect
+from client_sdk._session import ReconnectingSession
+from client_sdk._wire import TokenSource, request_error, send
+from client_sdk.backoff import exponential_backoff
 from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
-from client_sdk.protocol import MSGPACK, STATUS_VALUE, SUBPROTOCOLS, FrameError
+from client_sdk.protocol import MSGPACK, STATUS_VALUE, FrameError
 from client_sdk.protocol import decode as decode_frame
 
 __all__ = ["Ack", "AgentConsole", "Welcome"]
@@ -70,7 +68,7 @@ class Ack:
     state: dict[str, Any]
 
 
-class AgentConsole:
+class AgentConsole(ReconnectingSession[Welcome]):
     """An agent's presence session, kept alive across reconnects.
 
     ``token`` is a string, or a callable (sync or async) called before each
@@ -78,6 +76,8 @@ class AgentConsole:
     asked for only when the server starts a new session. ``backoff`` makes the
     delays before each reconnect attempt; a finite series gives up when spent.
     """
+
+    _kind = "console"
 
     def __init__(
         self,
@@ -90,40 +90,24 @@ class AgentConsole:
         request_timeout: float = 10.0,
         client: dict[str, Any] | None = None,
     ) -> None:
-        if subprotocol not in SUBPROTOCOLS:
-            raise ValueError(f"subprotocol must be one of {SUBPROTOCOLS}")
+        super().__init__(
+            url, token, subprotocol=subprotocol, backoff=backoff, request_timeout=request_timeout
+        )
         if status is not None and not STATUS_VALUE.fullmatch(status):
             raise ValueError(f"{status!r} is not a status value")
-        if request_timeout <= 0:
-            raise ValueError("request_timeout must be positive")
-        self._url = url
-        self._token = token
         self._status = status
-        self._subprotocol = Subprotocol(subprotocol)
-        self._backoff = backoff
-        self._request_timeout = request_timeout
         self._client = client
 
         self._session: str | None = None
         self._state: dict[str, Any] | None = None
-        #: The welcomed connection; None while connecting, reconnecting and once closed.
-        self._ws: ClientConnection | None = None
-        #: Set while connected, and for good once closed, so that waiters wake to either.
+        #: Set while connected, and for good once closed, so that requests wake to either.
         self._ready = asyncio.Event()
-        self._runner: asyncio.Task[None] | None = None
-        #: close() was called or the end came: no more requests, no more reconnects.
-        self._closing = False
-        #: Ended for good; set once, with the close code, by _finish().
-        self._closed = False
-        self._close_code: int | None = None
-        self._close_reason = ""
-
         self._refs = itertools.count(1)
         self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._callbacks: list[StateCallback] = []
         self._queues: set[asyncio.Queue[StateChange | None]] = set()
 
-    # Properties.
+    # Properties; connected, closed and close_code come with the session.
 
     @property
     def session(self) -> str | None:
@@ -134,21 +118,6 @@ class AgentConsole:
     def state(self) -> dict[str, Any] | None:
         """The agent's last known state, from the latest welcome, ack or push."""
         return self._state
-
-    @property
-    def connected(self) -> bool:
-        """Whether a welcomed connection is open right now."""
-        return self._ws is not None
-
-    @property
-    def closed(self) -> bool:
-        """Whether the console ended for good; it won't reconnect."""
-        return self._closed
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code that ended the console, once :attr:`closed`."""
-        return self._close_code
 
     # Opening and closing.
 
@@ -162,13 +131,9 @@ class AgentConsole:
         automatic reconnecting starts once connected.
         """
         if self._closing:
+            # Unlike a request made once closed, connect() doesn't repeat why it closed.
             raise SessionClosed(self._close_code, "the console was closed")
-        if self._runner is not None:
-            raise RuntimeError("the console is already connected")
-        ws, welcome = await self._open()
-        self._adopt(ws, welcome)
-        self._runner = asyncio.create_task(self._run(ws), name="presence-console")
-        return welcome
+        return await self._start()
 
     async def close(self) -> None:
         """Say ``bye`` (the session ends), wait for the server's close, stop for good.
@@ -176,30 +141,7 @@ class AgentConsole:
         Closing while reconnecting leaves no one to say ``bye`` to; the server
         ends the session once ``session_ttl`` passes without a resume.
         """
-        if not self._closing:
-            self._closing = True
-            if self._ws is not None:
-                await self._say_bye(self._ws)
-            elif self._runner is not None:
-                # Reconnecting: there is no one to say bye to.
-                self._finish(None, "closed while reconnecting")
-                self._runner.cancel()
-        if self._runner is not None:
-            # wait() rather than await: a cancelled runner is the expected outcome here.
-            await asyncio.wait([self._runner])
-        self._finish(None, "closed by the client")
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._stop()
 
     # Requests.
 
@@ -252,98 +194,46 @@ class AgentConsole:
         finally:
             self._queues.discard(queue)
 
-    # The connection's life.
+    # The session's hooks.
 
-    async def _open(self) -> tuple[ClientConnection, Welcome]:
-        hello: dict[str, Any] = {"t": "hello", "token": await resolve_token(self._token)}
+    async def _handshake(self, ws: ClientConnection, token: str) -> Welcome:
+        hello: dict[str, Any] = {"t": "hello", "token": token}
         if self._session is not None:
             hello["session"] = self._session
         elif self._status is not None:
             hello["status"] = self._status
         if self._client is not None:
             hello["client"] = self._client
-        async with asyncio.timeout(self._request_timeout):
-            ws = await ws_connect(self._url, subprotocols=[self._subprotocol], open_timeout=None)
-            try:
-                await send(ws, hello)
-                return ws, await _welcome(ws)
-            except BaseException:
-                # Without a welcome the socket is of no use: drop it, no close handshake.
-                ws.transport.abort()
-                raise
+        await send(ws, hello)
+        return _parse_welcome(await self._receive(ws, "welcome"))
 
-    def _adopt(self, ws: ClientConnection, welcome: Welcome) -> None:
+    def _adopt(self, welcome: Welcome, *, reconnected: bool) -> None:
         if self._session is not None and not welcome.resumed:
             logger.warning(
                 "session %s was not resumed; new session %s", self._session, welcome.session
             )
         self._session = welcome.session
         self._state = welcome.state
-        self._ws = ws
         self._ready.set()
         logger.info("connected: session %s (resumed: %s)", welcome.session, welcome.resumed)
+        if reconnected:
+            self._push(welcome.state, None)
 
-    async def _run(self, ws: ClientConnection) -> None:
-        """Read until the connection ends, then reconnect or finish."""
-        code: int | None = None
-        reason = "the reader stopped"
-        try:
-            while True:
-                await self._read(ws)
-                code, reason = ws.close_code, ws.close_reason or ""
-                if self._closing or not should_reconnect(code):
-                    return
-                self._lose(code)
-                code, reason = None, "stopped while reconnecting"
-                ws, welcome = await self._reconnect()
-                self._adopt(ws, welcome)
-                self._push(welcome.state, None)
-        except SessionClosed as exc:
-            code, reason = exc.code, exc.reason
-        finally:
-            self._finish(code, reason)
-
-    async def _read(self, ws: ClientConnection) -> None:
-        # The close code, which the caller reads once this returns, decides what's next.
-        with contextlib.suppress(ConnectionClosed):
-            while True:
-                self._dispatch(await ws.recv())
-
-    def _lose(self, code: int | None) -> None:
-        logger.warning("connection lost (close code %s); reconnecting", code)
-        self._ws = None
+    def _lost(self, code: int | None) -> None:
         self._ready.clear()
         for answer in self._pending.values():
             if not answer.done():
                 answer.set_exception(ConnectionLost(f"connection lost (close code {code})"))
 
-    async def _reconnect(self) -> tuple[ClientConnection, Welcome]:
-        """Open a new connection for the same session; raise SessionClosed to stop."""
-        for attempt, delay in enumerate(self._backoff(), start=1):
-            await asyncio.sleep(delay)
-            try:
-                return await self._open()
-            except SessionClosed:
-                raise
-            except Exception as exc:  # any other failure is transient: try again later
-                logger.warning("reconnect attempt %d failed: %r", attempt, exc)
-        raise SessionClosed(None, "gave up reconnecting")
-
-    def _finish(self, code: int | None, reason: str) -> None:
-        if self._closed:
-            return
-        self._closing = self._closed = True
-        self._close_code, self._close_reason = code, reason
-        self._ws = None
+    def _ended(self, code: int | None, reason: str) -> None:
         self._ready.set()
         for answer in self._pending.values():
             if not answer.done():
                 answer.set_exception(SessionClosed(code, reason))
         for queue in self._queues:
             queue.put_nowait(None)
-        logger.info("console closed (close code %s): %s", code, reason)
 
-    async def _say_bye(self, ws: ClientConnection) -> None:
+    async def _hang_up(self, ws: ClientConnection) -> None:
         with contextlib.suppress(ConnectionClosed):
             await send(ws, {"t": "bye"})
         try:
@@ -373,6 +263,7 @@ class AgentConsole:
         return frame
 
     async def _connection(self) -> ClientConnection:
+        """The open connection, once there is one; SessionClosed once closed."""
         while True:
             if self._closing:
                 raise SessionClosed(
@@ -421,26 +312,6 @@ class AgentConsole:
                 logger.exception("a state callback failed")
         for queue in self._queues:
             queue.put_nowait((state, event))
-
-
-async def _welcome(ws: ClientConnection) -> Welcome:
-    """Wait for the answer to ``hello``; a close instead becomes SessionClosed or ConnectionLost."""
-    try:
-        while True:
-            try:
-                frame = decode_frame(await ws.recv())
-            except FrameError as exc:
-                raise ProtocolError(f"undecodable answer to hello: {exc}") from None
-            if frame["t"] == "welcome":
-                return _parse_welcome(frame)
-            if frame["t"] == "error":
-                # The server explains a refused hello, then closes: the close code decides.
-                logger.info("hello refused: %s: %s", frame.get("code"), frame.get("message"))
-    except ConnectionClosed:
-        code, reason = ws.close_code, ws.close_reason or ""
-        if should_reconnect(code):
-            raise ConnectionLost(f"closed during hello ({code}): {reason}") from None
-        raise SessionClosed(code, reason) from None
 
 
 def _parse_welcome(frame: dict[str, Any]) -> Welcome:

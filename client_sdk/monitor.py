@@ -34,18 +34,15 @@ import re
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Final, Self
 
 from websockets.asyncio.client import ClientConnection
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
-from client_sdk._wire import TokenSource, request_error, resolve_token, send
+from client_sdk._session import OutOfSync, ReconnectingSession
+from client_sdk._wire import TokenSource, send
 from client_sdk.backoff import exponential_backoff
-from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
-from client_sdk.protocol import IDENTIFIER, MSGPACK, SUBPROTOCOLS, FrameError, is_terminal
+from client_sdk.errors import ProtocolError
+from client_sdk.protocol import IDENTIFIER, MSGPACK, FrameError, is_terminal
 from client_sdk.protocol import decode as decode_frame
 
 __all__ = [
@@ -183,11 +180,7 @@ def _entry(stream_id: str) -> tuple[int, int]:
 # The monitor.
 
 
-class _OutOfSync(Exception):
-    """Raised when a frame leaves the view untrustworthy: resubscribe from the last cursor."""
-
-
-class LiveMonitor:
+class LiveMonitor(ReconnectingSession[tuple[View | None, Cursor]]):
     """A company's (or one segment's) agents, kept current across reconnects.
 
     ``token`` (role supervisor or admin) is a string, or a callable (sync or
@@ -197,6 +190,11 @@ class LiveMonitor:
     ``backoff`` makes the delays before each reconnect attempt; a finite series
     gives up when spent.
     """
+
+    _kind = "monitor"
+    # No max_size: a snapshot grows with the company, and a cap would turn a large
+    # one into a reconnect loop (1009) rather than protect against the server we watch.
+    _max_size = None
 
     def __init__(
         self,
@@ -209,37 +207,22 @@ class LiveMonitor:
         request_timeout: float = 10.0,
         cursor: Cursor | None = None,
     ) -> None:
-        if subprotocol not in SUBPROTOCOLS:
-            raise ValueError(f"subprotocol must be one of {SUBPROTOCOLS}")
+        super().__init__(
+            url, token, subprotocol=subprotocol, backoff=backoff, request_timeout=request_timeout
+        )
         if segment is not None and not IDENTIFIER.fullmatch(segment):
             raise ValueError(f"{segment!r} is not a segment id")
-        if request_timeout <= 0:
-            raise ValueError("request_timeout must be positive")
-        self._url = url
-        self._token = token
         self._segment = segment
-        self._subprotocol = Subprotocol(subprotocol)
-        self._backoff = backoff
-        self._request_timeout = request_timeout
 
         self._view: View = {}
         #: The last cursor folded: the snapshot's, or the last event's.
         self._cursor = cursor
         #: The view came from a snapshot, so it holds every agent, not only those that changed.
         self._complete = False
-        #: The subscribed connection; None while connecting, reconnecting and once closed.
-        self._ws: ClientConnection | None = None
-        self._runner: asyncio.Task[None] | None = None
-        #: close() was called or the end came: no more reconnects.
-        self._closing = False
-        #: Ended for good; set once, with the close code, by _finish().
-        self._closed = False
-        self._close_code: int | None = None
-        self._close_reason = ""
         #: Weak: an iterator its user dropped stops queueing once collected.
         self._iterators: weakref.WeakSet[_Changes] = weakref.WeakSet()
 
-    # Properties.
+    # Properties; connected, closed and close_code come with the session.
 
     @property
     def agents(self) -> Mapping[str, dict[str, Any]]:
@@ -256,21 +239,6 @@ class LiveMonitor:
         """The segment watched; ``None`` for the whole company."""
         return self._segment
 
-    @property
-    def connected(self) -> bool:
-        """Whether a subscribed connection is open right now."""
-        return self._ws is not None
-
-    @property
-    def closed(self) -> bool:
-        """Whether the monitor ended for good; it won't reconnect."""
-        return self._closed
-
-    @property
-    def close_code(self) -> int | None:
-        """The close code that ended the monitor, once :attr:`closed`."""
-        return self._close_code
-
     # Opening and closing.
 
     async def connect(self) -> None:
@@ -284,39 +252,11 @@ class LiveMonitor:
         :exc:`TimeoutError` when the socket can't be opened. It doesn't retry:
         automatic reconnecting starts once connected.
         """
-        if self._closing:
-            raise SessionClosed(self._close_code, self._close_reason or "the monitor was closed")
-        if self._runner is not None:
-            raise RuntimeError("the monitor is already connected")
-        ws, snapshot, cursor = await self._open()
-        self._adopt(ws, snapshot, cursor)
-        self._runner = asyncio.create_task(self._run(ws), name="presence-monitor")
+        await self._start()
 
     async def close(self) -> None:
         """Close the connection and stop for good; iterators end. Idempotent."""
-        if not self._closing:
-            self._closing = True
-            if self._ws is not None:
-                await self._ws.close()
-            elif self._runner is not None:
-                self._finish(None, "closed while reconnecting")
-                self._runner.cancel()
-        if self._runner is not None:
-            # wait() rather than await: a cancelled runner is the expected outcome here.
-            await asyncio.wait([self._runner])
-        self._finish(None, "closed by the client")
-
-    async def __aenter__(self) -> Self:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
+        await self._stop()
 
     # Changes.
 
@@ -343,102 +283,45 @@ class LiveMonitor:
             changes.put(Resnapshot(self._view, self._cursor))
         return changes
 
-    # The connection's life.
+    # The session's hooks.
 
-    async def _open(self) -> tuple[ClientConnection, View | None, Cursor]:
-        """Connect and subscribe: the snapshot (``None`` when recovered) and its cursor."""
-        hello = {"t": "hello", "token": await resolve_token(self._token)}
+    async def _handshake(self, ws: ClientConnection, token: str) -> tuple[View | None, Cursor]:
+        """Say hello, subscribe: the snapshot (``None`` when recovered) and its cursor."""
+        await send(ws, {"t": "hello", "token": token})
+        welcome = await self._receive(ws, "welcome", ref=_SUBSCRIBE_REF)
+        logger.info("monitoring %s as %s", welcome.get("company"), welcome.get("role"))
         subscribe: dict[str, Any] = {"t": "subscribe", "ref": _SUBSCRIBE_REF}
         if self._segment is not None:
             subscribe["segment"] = self._segment
         if self._cursor is not None:
             subscribe["cursor"] = self._cursor.to_wire()
-        async with asyncio.timeout(self._request_timeout):
-            # No max_size: a snapshot grows with the company, and a cap would turn a large
-            # one into a reconnect loop (1009) rather than protect against the server we watch.
-            ws = await ws_connect(
-                self._url, subprotocols=[self._subprotocol], open_timeout=None, max_size=None
-            )
-            try:
-                await send(ws, hello)
-                welcome = await _answer(ws, "welcome")
-                logger.info("monitoring %s as %s", welcome.get("company"), welcome.get("role"))
-                await send(ws, subscribe)
-                snapshot, cursor = _parse_subscribed(await _answer(ws, "subscribed"))
-                if snapshot is None and self._cursor is None:
-                    raise ProtocolError("recovered, but no cursor was given to recover from")
-                return ws, snapshot, cursor
-            except BaseException:
-                # Without a subscription the socket is of no use: drop it, no close handshake.
-                ws.transport.abort()
-                raise
+        await send(ws, subscribe)
+        subscribed = await self._receive(ws, "subscribed", ref=_SUBSCRIBE_REF)
+        snapshot, cursor = _parse_subscribed(subscribed)
+        if snapshot is None and self._cursor is None:
+            raise ProtocolError("recovered, but no cursor was given to recover from")
+        return snapshot, cursor
 
-    def _adopt(self, ws: ClientConnection, snapshot: View | None, cursor: Cursor) -> None:
+    def _adopt(self, subscribed: tuple[View | None, Cursor], *, reconnected: bool) -> None:
+        snapshot, cursor = subscribed
         if snapshot is not None:
             self._view, self._cursor, self._complete = snapshot, cursor, True
             self._push(Resnapshot(snapshot, cursor))
         # Recovered: the missed events follow, each moving the cursor on from ours.
         # Keeping ours rather than the answer's stays right whichever the server sends.
-        self._ws = ws
         logger.info(
             "subscribed at %s (%s)", self._cursor, "recovered" if snapshot is None else "snapshot"
         )
 
-    async def _run(self, ws: ClientConnection) -> None:
-        """Read until the connection ends, then reconnect or finish."""
-        code: int | None = None
-        reason = "the reader stopped"
-        try:
-            while True:
-                code, reason = await self._read(ws)
-                if self._closing or not _should_reconnect(code):
-                    return
-                self._lose(code, reason)
-                code, reason = None, "stopped while reconnecting"
-                ws, snapshot, cursor = await self._reconnect()
-                self._adopt(ws, snapshot, cursor)
-        except SessionClosed as exc:
-            code, reason = exc.code, exc.reason
-        finally:
-            self._finish(code, reason)
-
-    async def _read(self, ws: ClientConnection) -> tuple[int | None, str]:
-        """Fold frames until the connection ends; return its close code and reason."""
-        try:
-            while True:
-                self._dispatch(await ws.recv())
-        except ConnectionClosed:
-            return ws.close_code, ws.close_reason or ""
-        except _OutOfSync as exc:
-            # No frame past this one can be trusted: start over from the last good cursor.
-            ws.transport.abort()
-            return None, str(exc)
-
-    def _lose(self, code: int | None, reason: str) -> None:
-        logger.warning("connection lost (close code %s: %s); reconnecting", code, reason)
-        self._ws = None
-
-    async def _reconnect(self) -> tuple[ClientConnection, View | None, Cursor]:
-        """Connect and subscribe again; raise SessionClosed to stop."""
-        for attempt, delay in enumerate(self._backoff(), start=1):
-            await asyncio.sleep(delay)
-            try:
-                return await self._open()
-            except SessionClosed:
-                raise
-            except Exception as exc:  # any other failure is transient: try again later
-                logger.warning("reconnect attempt %d failed: %r", attempt, exc)
-        raise SessionClosed(None, "gave up reconnecting")
-
-    def _finish(self, code: int | None, reason: str) -> None:
-        if self._closed:
-            return
-        self._closing = self._closed = True
-        self._close_code, self._close_reason = code, reason
-        self._ws = None
+    def _ended(self, code: int | None, reason: str) -> None:
         for changes in list(self._iterators):
             changes.end()
-        logger.info("monitor closed (close code %s): %s", code, reason)
+
+    @staticmethod
+    def _should_reconnect(code: int | None) -> bool:
+        # Unlike a console, a monitor never says bye, so a close 1000 from the server
+        # answers nothing of ours: only a terminal code stops it.
+        return code is None or not is_terminal(code)
 
     # Frames.
 
@@ -447,7 +330,7 @@ class LiveMonitor:
             frame = decode_frame(data)
         except FrameError as exc:
             # It may have been an event: going on would leave a gap.
-            raise _OutOfSync(f"undecodable frame: {exc}") from None
+            raise OutOfSync(f"undecodable frame: {exc}") from None
         kind = frame["t"]
         if kind == "event":
             self._fold(frame)
@@ -460,13 +343,13 @@ class LiveMonitor:
         try:
             change = _parse_event(frame)
         except ValueError as exc:
-            raise _OutOfSync(f"malformed event frame: {exc}") from None
+            raise OutOfSync(f"malformed event frame: {exc}") from None
         last = self._cursor
         if last is None:
-            raise _OutOfSync("an event before any cursor")
+            raise OutOfSync("an event before any cursor")
         if change.cursor.epoch != last.epoch:
             # The stream was recreated under us; resubscribing brings a new snapshot.
-            raise _OutOfSync(f"an event of epoch {change.cursor.epoch!r}, not {last.epoch!r}")
+            raise OutOfSync(f"an event of epoch {change.cursor.epoch!r}, not {last.epoch!r}")
         if not change.cursor.follows(last):
             logger.debug("dropped event %s: already folded (cursor %s)", change.cursor.id, last.id)
             return
@@ -507,37 +390,6 @@ class _Changes:
             self._queue.put_nowait(None)  # ended: so is every later anext
             raise StopAsyncIteration
         return change
-
-
-def _should_reconnect(code: int | None) -> bool:
-    # Unlike a console, a monitor never says bye, so a close 1000 from the server
-    # answers nothing of ours: only a terminal code stops it.
-    return code is None or not is_terminal(code)
-
-
-async def _answer(ws: ClientConnection, kind: str) -> dict[str, Any]:
-    """Wait for the frame of type ``kind``; a close instead becomes SessionClosed or
-    ConnectionLost, a refused subscribe a RequestError."""
-    try:
-        while True:
-            try:
-                frame = decode_frame(await ws.recv())
-            except FrameError as exc:
-                raise ProtocolError(f"undecodable answer awaiting {kind}: {exc}") from None
-            if frame["t"] == kind:
-                return frame
-            if frame["t"] == "error":
-                if frame.get("ref") == _SUBSCRIBE_REF:
-                    raise request_error(frame.get("code"), frame.get("message"))
-                # The server explains a refused hello, then closes: the close code decides.
-                logger.info("hello refused: %s: %s", frame.get("code"), frame.get("message"))
-            else:
-                logger.debug("ignored a %r frame awaiting %s", frame["t"], kind)
-    except ConnectionClosed:
-        code, reason = ws.close_code, ws.close_reason or ""
-        if _should_reconnect(code):
-            raise ConnectionLost(f"closed awaiting {kind} ({code}): {reason}") from None
-        raise SessionClosed(code, reason) from None
 
 
 def _parse_subscribed(frame: dict[str, Any]) -> tuple[View | None, Cursor]:
