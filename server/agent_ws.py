@@ -171,6 +171,9 @@ class AgentConnection(Connection):
         hub = runtime.hub
         hub.dispatch(identity.company, outcome.published)
         hub.register(self)
+        # Counted while it holds a session: a socket still in hello is not a console yet.
+        connections = runtime.metrics.connections.labels("agent")
+        connections.inc()
         try:
             statuses = await self.runtime.store.status_list(identity.company)
             await self.send(self.welcome(outcome, statuses))
@@ -179,6 +182,7 @@ class AgentConnection(Connection):
                 await self.send(frame)
             await self.serve(identity)
         finally:
+            connections.dec()
             hub.unregister(self)
             self.cancel_tasks()
             if not self.deferred:

@@ -16,9 +16,10 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from server import http_api
@@ -28,6 +29,7 @@ from server.deferred import Deferred
 from server.feed import Feeds, Subscriber
 from server.hub import Hub, LocalConnection
 from server.instances import STORE_ERRORS, Liveness
+from server.metrics import Metrics
 from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
@@ -50,6 +52,13 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "store-unavailable"}, status_code=503)
 
 
+async def prometheus_metrics(request: Request) -> Response:
+    """Prometheus text format; no token, like the probes: scrapers carry none."""
+    runtime: Runtime = request.app.state.runtime
+    body = generate_latest(runtime.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
     """The server application, using the Redis at ``redis_url``."""
 
@@ -59,7 +68,8 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             redis_url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
         )
         instance = secrets.token_hex(6)
-        store = Store(client, settings.key_prefix, instance, settings.store_retry)
+        metrics = Metrics()
+        store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)
         hub = Hub(store)
         liveness = Liveness(store, hub, settings.instance_ttl)
         runtime = Runtime(
@@ -71,7 +81,9 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             Deferred(store, hub, liveness),
             secret,
             instance,
+            metrics,
         )
+        metrics.watch(feeds=runtime.feeds, deferred=runtime.deferred, liveness=liveness)
         app.state.runtime = runtime
 
         async def restore_sessions() -> None:
@@ -111,6 +123,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             WebSocketRoute("/v1/monitor", monitor_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", prometheus_metrics),
             *http_api.routes,
         ],
         lifespan=lifespan,

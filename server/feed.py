@@ -47,6 +47,10 @@ BATCH: Final = 1000
 class Subscriber(Protocol):
     segment: str | None
 
+    @property
+    def queued(self) -> int:
+        """Frames waiting to be sent (for the monitor queue depth metric)."""
+
     def offer(self, entry_id: str, frames: EncodedFrame) -> None:
         """Take one event frame; must not block (queue it, or give up on the monitor)."""
 
@@ -121,6 +125,7 @@ class CompanyFeed:
                 delay = 0.1
                 await self._follow()
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.store.observer.redis_error("feed")
                 # Resume from the cursor: the stream still holds what we missed.
                 log.warning("feed %s: store unavailable (%s); retrying", self.company, exc)
                 await asyncio.sleep(delay)

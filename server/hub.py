@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from client_sdk.protocol import CloseCode
 from server.presence import AgentState, Event
-from server.store import Store, parse_changes
+from server.store import Store, id_key, now_ms, parse_changes
 
 __all__ = ["Hub", "LocalConnection"]
 
@@ -117,6 +117,7 @@ class Hub:
                     elif message["type"] == "message":
                         self._on_control(message["data"])
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.store.observer.redis_error("pubsub")
                 log.warning("pub/sub lost (%s); resubscribing in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -182,7 +183,17 @@ class Hub:
             payload = json.loads(data)
             if payload.get("instance") == self.store.instance:
                 return
+            self._observe_lag(payload)
             self.dispatch(self.store.company_of_channel(channel), payload)
         except Exception:
             # One bad message must not stop presence for everyone else.
             log.exception("could not dispatch a published change")
+
+    def _observe_lag(self, payload: dict[str, Any]) -> None:
+        # From the entry id (Redis's clock when appended), not the event's ts:
+        # a disconnection written after an outage carries the time it happened.
+        received = now_ms()
+        for change in payload.get("changes") or ():
+            appended, _ = id_key(change["event"]["id"])
+            # Clamped: this host's clock may run a little behind Redis's.
+            self.store.observer.pubsub_lag(max(0, received - appended) / 1000)

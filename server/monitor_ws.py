@@ -73,6 +73,10 @@ class MonitorConnection(Connection):
         self._giving_up = True
         await self.close_or_drop(CloseCode.GOING_AWAY, "server-shutdown")
 
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
     # The queue.
 
     def _queue_event(self, entry_id: str, data: str | bytes) -> None:
@@ -103,6 +107,8 @@ class MonitorConnection(Connection):
 
     async def run(self) -> None:
         feeds = self.runtime.feeds
+        connections = self.runtime.metrics.connections.labels("monitor")
+        connections.inc()
         try:
             identity, _ = await self.read_hello(MONITOR_ROLES)
             self.company = identity.company
@@ -113,6 +119,7 @@ class MonitorConnection(Connection):
         except ServerClosed as closed:
             await self.close(closed.code, closed.reason)
         finally:
+            connections.dec()
             feeds.leave(self.company, self)
             self.cancel_tasks()
 

@@ -9,6 +9,7 @@ from server.deferred import Deferred
 from server.feed import Feeds
 from server.hub import Hub
 from server.instances import Liveness
+from server.metrics import Metrics
 from server.store import Store
 
 __all__ = ["Runtime"]
@@ -25,3 +26,5 @@ class Runtime:
     secret: str
     #: This instance's id: part of every connection id it hands out.
     instance: str
+    #: This app's Prometheus registry and metrics (GET /metrics).
+    metrics: Metrics

@@ -51,6 +51,7 @@ from server.presence import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
 __all__ = [
     "ORIGIN",
+    "Observer",
     "Outcome",
     "Store",
     "entry_from_fields",
@@ -100,6 +101,24 @@ class Outcome:
     @property
     def state(self) -> AgentState | None:
         return self.changes[-1][1] if self.changes else None
+
+
+class Observer:
+    """What the store, and the hub and feeds reading Redis through it, report as
+    they work. This one ignores it all (tests, tools); ``server/metrics.py``
+    counts it — a base class here, so this module needs no Prometheus."""
+
+    def script_run(self, op: str, seconds: float) -> None:
+        """A write ended, successful or not, after ``seconds`` with its retries."""
+
+    def applied(self, outcome: Outcome) -> None:
+        """A write appended ``outcome.changes`` (none when it changed nothing)."""
+
+    def redis_error(self, where: str) -> None:
+        """A Redis connection or timeout error was caught (and retried) at ``where``."""
+
+    def pubsub_lag(self, seconds: float) -> None:
+        """Another instance's change arrived over pub/sub ``seconds`` after its append."""
 
 
 def _opt_int(value: Any) -> int | None:
@@ -169,6 +188,8 @@ class Store:
     instance: str = ""
     #: Seconds a write keeps retrying through Redis errors before StoreUnavailable.
     retry_for: float = 5.0
+    #: Told of writes and Redis errors, for the metrics.
+    observer: Observer = field(default_factory=Observer, repr=False)
     _apply: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -208,23 +229,28 @@ class Store:
         # One id for every attempt: the script answers a repeat with the first
         # result, so retrying after a lost reply never applies a change twice.
         script_args = [op, agent, str(now), conn, encoded_args, self.instance, os.urandom(8).hex()]
-        deadline = time.monotonic() + self.retry_for
+        started = time.monotonic()
+        deadline = started + self.retry_for
         delay = 0.05
         while True:
             try:
                 raw = await self._apply(keys=[self.company_prefix(company)], args=script_args)
                 break
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.observer.redis_error("script")
                 if time.monotonic() + delay > deadline:
+                    # Timed too: a write that gave up is the latency that matters most.
+                    self.observer.script_run(op, time.monotonic() - started)
                     raise StoreUnavailable(str(exc)) from exc
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
+        self.observer.script_run(op, time.monotonic() - started)
         result = json.loads(raw)
         if "error" in result:
             if result["error"] == "stale-connection":
                 raise StaleConnection(result["message"])
             raise Refused(ErrorCode(result["error"]), result["message"])
-        return Outcome(
+        outcome = Outcome(
             agent=result["agent"],
             changes=parse_changes(result),
             session=result.get("session"),
@@ -232,6 +258,8 @@ class Store:
             ended_conn=result.get("ended_conn"),
             published=result,
         )
+        self.observer.applied(outcome)
+        return outcome
 
     async def hello(
         self,
