@@ -45,7 +45,7 @@ from server.auth import Identity
 from server.connection import Connection, ServerClosed, accept, valid_ref
 from server.deferred import Disconnection
 from server.errors import Refused, StaleConnection, StoreUnavailable
-from server.instances import STORE_ERRORS, instance_of
+from server.instances import PROBE_PATIENCE, STORE_ERRORS, instance_of
 from server.presence import AgentState, Event
 from server.ratelimit import RateLimiter, Verdict
 from server.runtime import Runtime
@@ -56,8 +56,6 @@ __all__ = ["agent_endpoint"]
 
 log = logging.getLogger("presence.agent")
 
-#: How long a new connection waits for another instance to say it holds the session.
-PROBE_TIMEOUT: Final = 1.0
 #: 1013 "try again later": the store is down, the console should reconnect.
 TRY_AGAIN_LATER: Final = 1013
 
@@ -146,6 +144,9 @@ class AgentConnection(Connection):
         try:
             # Listed before the session is ours, so it is never held unlisted.
             await runtime.liveness.hold(self.conn_id, self.company, self.agent)
+            holder, lost = await self.holder_verdict()
+            if runtime.draining:
+                raise StaleConnection("draining")  # too late to start here: retry elsewhere
             outcome = await runtime.store.hello(
                 identity.company,
                 identity.sub,
@@ -154,7 +155,8 @@ class AgentConnection(Connection):
                 session=hello.get("session"),
                 segments=identity.segments,
                 status=hello.get("status"),
-                lost_conn=await self.lost_holder(),
+                lost_conn=holder if lost else None,
+                holder=holder,
             )
         except Refused as refused:
             await self.release()
@@ -166,11 +168,23 @@ class AgentConnection(Connection):
             await self.error(None, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable")
             await self.close(TRY_AGAIN_LATER, "store-unavailable")
             return
+        except StaleConnection:
+            # The session changed hands while we looked (or we are draining):
+            # nothing was applied; the console tries again.
+            await self.release()
+            await self.close(TRY_AGAIN_LATER, "retry")
+            return
         self.session, self.segments = outcome.session, identity.segments
         self.status = outcome.state.status if outcome.state else None
         hub = runtime.hub
         hub.dispatch(identity.company, outcome.published)
         hub.register(self)
+        if runtime.draining:
+            # It got in as the drain began: drained like the others, not dropped.
+            await self.drain()
+            hub.unregister(self)
+            await self.release()
+            return
         # Counted while it holds a session: a socket still in hello is not a console yet.
         connections = runtime.metrics.connections.labels("agent")
         connections.inc()
@@ -188,19 +202,26 @@ class AgentConnection(Connection):
             if not self.deferred:
                 await self.release()
 
-    async def lost_holder(self) -> str | None:
-        """The connection holding this agent's session, if its instance is dead:
-        the session was lost with it, not replaced."""
+    async def holder_verdict(self) -> tuple[str | None, bool]:
+        """The connection holding this agent's session, and whether it was lost
+        with its instance (rather than about to be replaced)."""
         runtime = self.runtime
         holder = await runtime.store.holder(self.company, self.agent)
         if holder is None or instance_of(holder) == runtime.instance:
-            return None
+            return holder, False
         owner = instance_of(holder)
-        if not await runtime.liveness.is_alive(owner):
-            return holder
-        # Its alive key may not have expired yet: ask the instance itself.
-        answer = await runtime.hub.holds(owner, holder, patience=PROBE_TIMEOUT)
-        return holder if answer is None else None
+        # Wait for a verdict: the instance answers (alive: the session is taken
+        # over), or its alive key lapses (dead: lost). A killed instance stops
+        # answering at once but its key lives on up to instance_ttl; a loaded one
+        # may answer late. Past the TTL without a verdict, take it as alive.
+        deadline = time.monotonic() + runtime.settings.instance_ttl + PROBE_PATIENCE
+        while time.monotonic() < deadline:
+            if not await runtime.liveness.is_alive(owner):
+                return holder, True
+            if await runtime.hub.holds(owner, holder, patience=PROBE_PATIENCE) is not None:
+                return holder, False
+            await asyncio.sleep(PROBE_PATIENCE / 4)  # nobody listening yet: look again
+        return holder, False
 
     async def release(self) -> None:
         await self.runtime.liveness.release(self.conn_id)
@@ -337,22 +358,19 @@ class AgentConnection(Connection):
 
     async def change(self, kind: str, message: dict[str, Any], ref: Any) -> None:
         value = message.get("value")
-        store, now = self.runtime.store, now_ms()
         try:
-            if kind == "status":
-                if not (isinstance(value, str) and STATUS_VALUE.fullmatch(value)):
-                    raise Refused(ErrorCode.BAD_REQUEST, "value must be a status value")
-                outcome = await store.set_status(
-                    self.company, self.agent, value, by_user=True, now=now, conn=self.conn_id
+            if kind == "status" and not (isinstance(value, str) and STATUS_VALUE.fullmatch(value)):
+                raise Refused(ErrorCode.BAD_REQUEST, "value must be a status value")
+            if kind == "activity" and not (isinstance(value, str) and value in ACTIVITY_VALUES):
+                raise Refused(
+                    ErrorCode.BAD_REQUEST, f"value must be one of {sorted(ACTIVITY_VALUES)}"
                 )
-            else:
-                if not (isinstance(value, str) and value in ACTIVITY_VALUES):
-                    raise Refused(
-                        ErrorCode.BAD_REQUEST, f"value must be one of {sorted(ACTIVITY_VALUES)}"
-                    )
-                outcome = await store.activity(
-                    self.company, self.agent, str(value), now=now, conn=self.conn_id
-                )
+            try:
+                outcome = await self.apply(kind, str(value))
+            except StaleConnection:
+                if not await self.reclaim():
+                    raise ServerClosed(CloseCode.REPLACED, "replaced", None) from None
+                outcome = await self.apply(kind, str(value))
         except Refused as refused:
             await self.error(ref, refused.code, refused.message)
             return
@@ -363,6 +381,41 @@ class AgentConnection(Connection):
             raise ServerClosed(CloseCode.REPLACED, "replaced", None) from None
         self.runtime.hub.dispatch(self.company, outcome.published)
         await self.ack(ref, outcome)
+
+    async def apply(self, kind: str, value: str) -> Outcome:
+        store, now = self.runtime.store, now_ms()
+        if kind == "status":
+            return await store.set_status(
+                self.company, self.agent, value, by_user=True, now=now, conn=self.conn_id
+            )
+        return await store.activity(self.company, self.agent, value, now=now, conn=self.conn_id)
+
+    async def reclaim(self) -> bool:
+        """This connection is alive, but its session was ended for it: declared
+        lost with this instance (cut off from Redis longer than ``instance_ttl``).
+        Unless another connection took it over since, resume it right here — the
+        log reads ``disconnected``/``server-lost`` then ``reconnected``."""
+        runtime = self.runtime
+        if self.session is None or await runtime.store.holder(self.company, self.agent):
+            return False
+        if not await runtime.store.session_resumable(self.company, self.session):
+            return False
+        await runtime.liveness.hold(self.conn_id, self.company, self.agent)
+        outcome = await runtime.store.hello(
+            self.company,
+            self.agent,
+            conn=self.conn_id,
+            now=now_ms(),
+            session=self.session,
+            segments=self.segments,
+        )
+        if not outcome.resumed:
+            # It ended between the check and now: undo the session just made for us.
+            await self.record_disconnect("session-replaced", end_session=True)
+            return False
+        log.warning("%s/%s: resumed a session declared lost", self.company, self.agent)
+        runtime.hub.dispatch(self.company, outcome.published)
+        return True
 
     async def ack(self, ref: Any, outcome: Outcome | None) -> None:
         if outcome is None:

@@ -71,7 +71,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         metrics = Metrics()
         store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)
         hub = Hub(store)
-        liveness = Liveness(store, hub, settings.instance_ttl)
+        liveness = Liveness(store, hub, settings.instance_ttl, settings.session_ttl)
         runtime = Runtime(
             settings,
             store,
@@ -134,6 +134,7 @@ async def drain(runtime: Runtime) -> None:
     """Record ``server-shutdown`` for every session held here and close every
     socket with 1001, within ``drain_timeout``: consoles and monitors reconnect
     to another instance on their own."""
+    runtime.draining = True  # from here, sockets that finish hello are drained too
     sockets: list[LocalConnection | Subscriber] = [
         *runtime.hub.connections(),
         *runtime.feeds.subscribers(),

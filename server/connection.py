@@ -51,11 +51,16 @@ class ServerClosed(Exception):
 
 async def accept(websocket: WebSocket) -> str | None:
     """Accept the socket with the first subprotocol offered that the server speaks
-    (msgpack when none is); ``None`` when its Origin is not allowed (an HTTP 403)."""
+    (msgpack when none is); ``None`` when its Origin is not allowed or the
+    instance is draining (an HTTP 403 either way)."""
     runtime: Runtime = websocket.app.state.runtime
     allowed = runtime.settings.allowed_origins
     if allowed and websocket.headers.get("origin") not in allowed:
         await websocket.close(CloseCode.FORBIDDEN)  # before accept: an HTTP 403
+        return None
+    if runtime.draining:
+        # Shutting down: the client retries, and the balancer sends it elsewhere.
+        await websocket.close(CloseCode.GOING_AWAY)
         return None
     offered = websocket.scope.get("subprotocols") or []
     chosen = next((name for name in offered if name in SUBPROTOCOLS), None)

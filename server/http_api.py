@@ -56,7 +56,8 @@ from client_sdk.protocol import (
     ErrorCode,
 )
 from server.auth import Identity, TokenError, verify
-from server.errors import Refused, StoreUnavailable
+from server.errors import Refused
+from server.instances import STORE_ERRORS
 from server.presence import DEFAULT_LABELS, AgentState, Event
 from server.runtime import Runtime
 from server.store import Outcome, Store, now_ms
@@ -133,7 +134,7 @@ def api(handler: Handler) -> Handler:
             return await handler(request)
         except Refused as refused:
             return error_response(refused.code, refused.message)
-        except StoreUnavailable:
+        except STORE_ERRORS:  # reads meet Redis errors directly; writes as StoreUnavailable
             return error_response(ErrorCode.STORE_UNAVAILABLE, "the store is unavailable; retry")
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)

@@ -45,6 +45,8 @@ __all__ = ["Liveness", "instance_of"]
 log = logging.getLogger("presence.instances")
 
 STORE_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError, StoreUnavailable)
+#: How long a sweeper waits for a silent instance to answer before burying it.
+PROBE_PATIENCE: Final = 1.0
 
 
 def instance_of(conn_id: str) -> str:
@@ -53,11 +55,13 @@ def instance_of(conn_id: str) -> str:
 
 
 class Liveness:
-    def __init__(self, store: Store, hub: Hub, ttl: float) -> None:
+    def __init__(self, store: Store, hub: Hub, ttl: float, session_ttl: int) -> None:
         self.store = store
         self.hub = hub
         self.instance = store.instance
         self.ttl = ttl
+        #: How long a session lost with its instance stays resumable.
+        self.session_ttl = session_ttl
         prefix = store.prefix
         self.instances_key = prefix + "instances"
         self.conns_key = self.conns_key_of(self.instance)
@@ -102,26 +106,46 @@ class Liveness:
             await self.store.redis.hdel(self.conns_key, conn_id)
 
     async def run(self) -> None:
-        """Renew this instance's proof and sweep for dead ones, until cancelled."""
-        beat = self.ttl / 5
+        """Renew this instance's proof, and sweep for dead ones, until cancelled.
+
+        Two loops: cleaning after a dead instance (hundreds of writes, slow while
+        Redis recovers) must never delay this instance's own renewal, or its key
+        would lapse and a peer would bury it alive.
+        """
+        await asyncio.gather(self._renew(), self._sweep())
+
+    async def _renew(self) -> None:
         while True:
             try:
                 if not await self.prove_alive() and self.on_data_lost is not None:
                     log.warning("Redis lost its data: restoring the sessions held here")
                     await self.on_data_lost()
-                await self.sweep()
             except STORE_ERRORS as exc:
                 log.warning("liveness: store unavailable (%s)", exc)
-            await asyncio.sleep(beat)
+            await asyncio.sleep(self.ttl / 5)
+
+    async def _sweep(self) -> None:
+        while True:
+            try:
+                await self.sweep()
+            except STORE_ERRORS as exc:
+                log.warning("sweep: store unavailable (%s)", exc)
+            await asyncio.sleep(self.ttl / 5)
 
     async def sweep(self) -> int:
         """Clean every dead instance's sessions; how many ``server-lost`` recorded."""
         members = cast(set[str], await self.store.redis.smembers(self.instances_key))
         cleaned = 0
         for instance in sorted(members - {self.instance}):
-            if not await self.is_alive(instance):
+            if not await self.is_alive(instance) and not await self.answers(instance):
                 cleaned += await self.clean(instance)
         return cleaned
+
+    async def answers(self, instance: str) -> bool:
+        """Whether ``instance`` answers on its control channel. Alive keys expire
+        during a Redis outage longer than ``instance_ttl`` although nobody died:
+        an instance that answers is alive, and renews its key at its next beat."""
+        return await self.hub.holds(instance, "", patience=PROBE_PATIENCE) is not None
 
     async def clean(self, instance: str) -> int:
         redis = self.store.redis
@@ -132,7 +156,12 @@ class Liveness:
             company, _, agent = where.partition(" ")
             try:
                 outcome = await self.store.disconnect(
-                    company, agent, reason="server-lost", now=now_ms(), conn=conn_id
+                    company,
+                    agent,
+                    reason="server-lost",
+                    now=now_ms(),
+                    conn=conn_id,
+                    session_ttl=self.session_ttl,
                 )
             except (StaleConnection, Refused):
                 pass  # the console came back elsewhere, or another sweeper was first
@@ -148,8 +177,6 @@ class Liveness:
         return cleaned
 
     async def leave(self) -> None:
-        """Say goodbye: nothing is left to clean after a drained instance."""
-        async with self.store.redis.pipeline(transaction=False) as pipe:
-            pipe.delete(self.alive_key(self.instance), self.conns_key)
-            pipe.srem(self.instances_key, self.instance)
-            await pipe.execute()
+        """Stop proving life: at once gone to the sweepers, who clean whatever a
+        drain could not record (the rest was unlisted as it was recorded)."""
+        await self.store.redis.delete(self.alive_key(self.instance))

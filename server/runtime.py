@@ -28,3 +28,5 @@ class Runtime:
     instance: str
     #: This app's Prometheus registry and metrics (GET /metrics).
     metrics: Metrics
+    #: Set when SIGTERM's drain begins: new sockets are turned away.
+    draining: bool = False

@@ -273,6 +273,7 @@ class Store:
         status: str | None = None,
         lost_conn: str | None = None,
         restore: bool = False,
+        holder: str | bool | None = False,
     ) -> Outcome:
         """Resume ``session`` if it is this agent's and resumable, else start a new one.
 
@@ -280,6 +281,8 @@ class Store:
         still holds the agent's session, that ends as ``server-lost``.
         ``restore``: the store lost its data; put ``session`` back as it was, with
         ``status``, for the connection that still holds it.
+        ``holder``: the connection the caller saw holding the session (``None``:
+        none); if another holds it now, :class:`StaleConnection` and nothing applied.
         """
         args = {
             "session": session,
@@ -288,6 +291,8 @@ class Store:
             "status": status,
             "lost_conn": lost_conn,
             "restored": restore or None,
+            "check_holder": holder is not False or None,
+            "expect_holder": (holder or "") if holder is not False else None,
         }
         return await self._run("hello", company, agent, now, conn, args)
 

@@ -1,7 +1,7 @@
 """Redis outages, for real: a private Redis is killed and restarted under a
 running server process (spec §3 invariant 5: nothing acknowledged is lost).
 
-What a change meets during an outage (README, "Failures"): the server retries
+What a change meets during an outage (docs/deployment.md, the failure table): the server retries
 the write for ``store_retry`` seconds, idempotently; if Redis is back by then
 the change is applied once and acknowledged late; if not, the console gets
 ``store-unavailable`` and nothing was applied. A console that drops meanwhile

@@ -15,7 +15,8 @@
 -- ARGV[7] - the request's id: a retried request (the reply was lost to a network
 --           blip or a Redis restart) gets its first result again, applied once
 -- ARGV[5] - JSON arguments of the op:
---           hello:      {session?, new_session, segments[], status?, lost_conn?, restored?}
+--           hello:      {session?, new_session, segments[], status?, lost_conn?, restored?,
+--                        check_holder?, expect_holder?}
 --                       (restored: the instance puts back a session it holds after
 --                       Redis lost its data; its status is then the system's doing)
 --           disconnect: {reason, end_session, session_ttl}
@@ -204,6 +205,11 @@ local function replaced_reason(reason)
 end
 
 if op == 'hello' then
+    -- The caller chose between "lost" and "replaced" looking at one holder; if
+    -- another connection took the session since, that choice is void: retry.
+    if args.check_holder and (state.conn or '') ~= args.expect_holder then
+        return refuse('stale-connection', 'the session changed hands meanwhile')
+    end
     if args.status and not allowed[args.status] then
         return refuse('unknown-status', args.status .. ' is not one of the company\'s statuses')
     end
