@@ -129,3 +129,9 @@ async def test_the_embedded_store_dies_with_a_killed_server(tmp_path: Path) -> N
         await store.aclose()
         server.process.kill()
         await wait_until_gone(embedded_store_url(server.log))
+
+
+def test_the_readme_documents_every_option() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for option in OPTIONS:
+        assert f"| `{option.flag}` | `{option.env}` |" in readme, option.name
