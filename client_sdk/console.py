@@ -34,7 +34,7 @@ from client_sdk._session import ReconnectingSession
 from client_sdk._wire import TokenSource, request_error, send
 from client_sdk.backoff import exponential_backoff
 from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
-from client_sdk.protocol import MSGPACK, STATUS_VALUE, FrameError
+from client_sdk.protocol import MSGPACK, STATUS_VALUE, ErrorCode, FrameError
 from client_sdk.protocol import decode as decode_frame
 
 __all__ = ["Ack", "AgentConsole", "Welcome"]
@@ -246,21 +246,36 @@ class AgentConsole(ReconnectingSession[Welcome]):
     # Frames.
 
     async def _request(self, message: dict[str, Any]) -> dict[str, Any]:
+        """Send ``message`` and return its answer, within ``request_timeout``.
+
+        ``store-unavailable`` means the server's store is down and the change was
+        not applied: it is sent again, after a backoff delay, until it goes through
+        or the time is up — the console's code sees a slow answer, not an error.
+        """
         async with asyncio.timeout(self._request_timeout):
-            ws = await self._connection()
-            ref = next(self._refs)
-            answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-            self._pending[ref] = answer
-            try:
-                # A socket closing under us is the reader's to notice; it fails the answer.
-                with contextlib.suppress(ConnectionClosed):
-                    await send(ws, {**message, "ref": ref})
-                frame = await answer
-            finally:
-                del self._pending[ref]
+            for delay in itertools.chain(self._backoff(), itertools.repeat(None)):
+                frame = await self._ask(message)
+                if frame["t"] != "error" or frame.get("code") != ErrorCode.STORE_UNAVAILABLE:
+                    break
+                if delay is None:
+                    break  # the backoff gave up: so does the request
+                await asyncio.sleep(delay)
         if frame["t"] == "error":
             raise request_error(frame.get("code"), frame.get("message"))
         return frame
+
+    async def _ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        ws = await self._connection()
+        ref = next(self._refs)
+        answer: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[ref] = answer
+        try:
+            # A socket closing under us is the reader's to notice; it fails the answer.
+            with contextlib.suppress(ConnectionClosed):
+                await send(ws, {**message, "ref": ref})
+            return await answer
+        finally:
+            del self._pending[ref]
 
     async def _connection(self) -> ClientConnection:
         """The open connection, once there is one; SessionClosed once closed."""

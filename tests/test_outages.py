@@ -20,11 +20,12 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from client_sdk import AgentConsole
 from server.store import Store
 from tests.invariants import check_company
 from tests.processes import ServerProcess, presence_server
 from tests.redis_server import RedisProcess
-from tests.test_instances import SECRET, raw_agent, raw_monitor, reasons
+from tests.test_instances import SECRET, raw_agent, raw_monitor, reasons, token
 from tests.timing import eventually, seconds
 
 #: How long these tests keep Redis down: the scenario, not a synchronisation.
@@ -182,3 +183,26 @@ async def connect_monitor_with(server: ServerProcess, cursor: Any) -> dict[str, 
     subscribed = await monitor.request({"t": "subscribe", "cursor": cursor, "ref": 1})
     await monitor.ws.close()
     return subscribed
+
+
+async def test_the_sdk_rides_out_an_outage(private_redis: RedisProcess, store_of: Store) -> None:
+    """Past ``store_retry`` the server answers store-unavailable; the SDK sends the
+    change again until it goes through: the console's code only waits."""
+    async with await run_server(private_redis, store_retry=0.5) as server:
+        console = AgentConsole(
+            server.agent_url,
+            token("a-1"),
+            backoff=lambda: [0.2] * 200,
+            request_timeout=seconds(30),
+        )
+        await console.connect()
+        private_redis.kill()
+        change = asyncio.create_task(console.set_status("break"))
+        await asyncio.sleep(LONG_OUTAGE)  # several refusals happen meanwhile
+        assert not change.done()
+        private_redis.start()
+        ack = await asyncio.wait_for(change, seconds(20))
+        assert ack.event is not None and ack.event["value"] == "break"
+        assert [e.value for e in await store_of.events("acme")].count("break") == 1
+        await console.close()
+    await check_company(store_of, "acme")
