@@ -113,18 +113,23 @@ class AgentConnection(Connection):
         runtime = self.runtime
         if self.session is None or await runtime.store.state(self.company, self.agent):
             return  # not ours yet, or already back
-        await runtime.liveness.hold(self.conn_id, self.company, self.agent)
-        outcome = await runtime.store.hello(
+        outcome = await self.hello_again(restore=True)
+        runtime.hub.dispatch(self.company, outcome.published)
+
+    async def hello_again(self, *, restore: bool) -> Outcome:
+        """``hello`` for the session this connection already had: to take it back
+        (resumed) or, after Redis lost its data, to put it back (``restore``)."""
+        await self.runtime.liveness.hold(self.conn_id, self.company, self.agent)
+        return await self.runtime.store.hello(
             self.company,
             self.agent,
             conn=self.conn_id,
             now=now_ms(),
             session=self.session,
             segments=self.segments,
-            status=self.status,
-            restore=True,
+            status=self.status if restore else None,
+            restore=restore,
         )
-        runtime.hub.dispatch(self.company, outcome.published)
 
     async def drain(self) -> None:
         self.ended_elsewhere = True  # recorded here, not when the socket ends
@@ -400,15 +405,7 @@ class AgentConnection(Connection):
             return False
         if not await runtime.store.session_resumable(self.company, self.session):
             return False
-        await runtime.liveness.hold(self.conn_id, self.company, self.agent)
-        outcome = await runtime.store.hello(
-            self.company,
-            self.agent,
-            conn=self.conn_id,
-            now=now_ms(),
-            session=self.session,
-            segments=self.segments,
-        )
+        outcome = await self.hello_again(restore=False)
         if not outcome.resumed:
             # It ended between the check and now: undo the session just made for us.
             await self.record_disconnect("session-replaced", end_session=True)

@@ -19,6 +19,7 @@ from server.auth import issue
 from server.config import Settings
 from server.store import Store
 from tests.invariants import check_company
+from tests.processes import Addresses
 from tests.redis_server import test_redis_url
 from tests.timing import seconds
 
@@ -52,20 +53,12 @@ def store(redis_client: aioredis.Redis, key_prefix: str) -> Store:
 
 
 @dataclass
-class RunningServer:
+class RunningServer(Addresses):
     """A server instance on a free port, its secret, and a way to mint tokens."""
 
     settings: Settings
     secret: str
     port: int
-
-    @property
-    def agent_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/agent"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def token(
         self,

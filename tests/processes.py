@@ -19,12 +19,10 @@ from tests.redis_server import free_port
 from tests.timing import seconds
 
 
-@dataclass
-class ServerProcess:
-    process: asyncio.subprocess.Process
+class Addresses:
+    """The URLs of whatever listens on ``port`` on loopback."""
+
     port: int
-    #: What it has logged so far (stderr, read continuously so the pipe never fills).
-    log: list[str] = field(default_factory=list)
 
     @property
     def agent_url(self) -> str:
@@ -37,6 +35,14 @@ class ServerProcess:
     @property
     def http_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class ServerProcess(Addresses):
+    process: asyncio.subprocess.Process
+    port: int
+    #: What it has logged so far (stderr, read continuously so the pipe never fills).
+    log: list[str] = field(default_factory=list)
 
     def kill(self) -> None:
         self.process.kill()
@@ -93,7 +99,7 @@ async def presence_server(
             raise AssertionError(message) from None
 
 
-class LoadBalancer:
+class LoadBalancer(Addresses):
     """A TCP proxy in front of instances, as a real one would be: each new
     connection goes to the next backend that accepts it; no stickiness."""
 
@@ -103,14 +109,6 @@ class LoadBalancer:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self.port = 0
-
-    @property
-    def agent_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/agent"
-
-    @property
-    def monitor_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/monitor"
 
     async def __aenter__(self) -> LoadBalancer:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)

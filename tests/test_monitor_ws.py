@@ -67,7 +67,7 @@ async def open_monitor(
     subprotocol: str = JSON,
     **connect_options: Any,
 ) -> RawMonitor:
-    url = f"ws://127.0.0.1:{server.port}/v1/monitor"
+    url = server.monitor_url
     ws = await connect(url, subprotocols=[subprotocol], **connect_options)
     monitor = RawMonitor(ws, subprotocol)
     monitor.view = {}
@@ -88,7 +88,7 @@ def states_on_the_wire(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize("role", ["agent", "acd"])
 async def test_only_supervisors_and_admins(server: RunningServer, role: str) -> None:
-    ws = await connect(f"ws://127.0.0.1:{server.port}/v1/monitor", subprotocols=[JSON])
+    ws = await connect(server.monitor_url, subprotocols=[JSON])
     await ws.send(encode({"t": "hello", "token": server.token("x-1", role=role)}, JSON))
     with pytest.raises(ConnectionClosed):
         await asyncio.wait_for(ws.recv(), seconds(5))

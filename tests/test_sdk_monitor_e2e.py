@@ -26,7 +26,7 @@ from tests.timing import seconds
 def monitor_for(server: RunningServer, *, role: str = "supervisor", **options: Any) -> LiveMonitor:
     options.setdefault("backoff", fast_backoff)
     return LiveMonitor(
-        f"ws://127.0.0.1:{server.port}/v1/monitor",
+        server.monitor_url,
         server.token("sup-1", role=role),
         request_timeout=seconds(5),
         **options,
@@ -187,7 +187,7 @@ async def test_only_supervisors_and_admins(
 
 
 async def test_a_bad_token_is_unauthorized(server: RunningServer) -> None:
-    monitor = LiveMonitor(f"ws://127.0.0.1:{server.port}/v1/monitor", "not-a-jwt")
+    monitor = LiveMonitor(server.monitor_url, "not-a-jwt")
     with pytest.raises(SessionClosed) as refused:
         await monitor.connect()
     assert refused.value.code == 4501
