@@ -64,9 +64,18 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = aioredis.Redis.from_url(
-            redis_url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10
+        # A bounded pool that makes callers wait for a free connection: the
+        # default one fails outright past its size, and a burst of consoles
+        # connecting at once (an instance restarted) would get store-unavailable.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            redis_url,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            socket_timeout=10,
+            max_connections=settings.redis_connections,
+            timeout=10,
         )
+        client = aioredis.Redis.from_pool(pool)
         instance = secrets.token_hex(6)
         metrics = Metrics()
         store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)

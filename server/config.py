@@ -37,6 +37,7 @@ class Settings:
     jwt_secret: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
     key_prefix: str = "presence:"
+    redis_connections: int = 256
     ping_interval: float = 10.0
     ping_timeout: float = 10.0
     session_ttl: int = 120
@@ -84,6 +85,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("data_dir", Path, "where the embedded Valkey and the generated secret live"),
     Option("key_prefix", str, "prefix of every Redis key and channel"),
+    Option(
+        "redis_connections",
+        int,
+        "Redis connections per instance at most; beyond, requests wait for a free one",
+    ),
     Option("ping_interval", float, "seconds between the server's WebSocket pings"),
     Option("ping_timeout", float, "seconds to wait for a pong before heartbeat-timeout"),
     Option("session_ttl", int, "seconds a disconnected session stays resumable"),

@@ -356,3 +356,16 @@ async def test_compression_is_not_negotiated(server: RunningServer) -> None:
     assert agent.ws.response is not None
     assert "Sec-WebSocket-Extensions" not in agent.ws.response.headers
     await agent.ws.close()
+
+
+async def test_a_burst_of_consoles_waits_for_redis_connections(
+    start_server: Callable[..., Awaitable[RunningServer]], store: Store
+) -> None:
+    """More consoles at once than Redis connections: they queue, none is refused."""
+    server = await start_server(redis_connections=4)
+    burst = 150  # beyond redis-py's default pool, which fails rather than waits
+    opened = await asyncio.gather(*(open_agent(server, f"a-{n:03d}") for n in range(burst)))
+    assert all(welcome["t"] == "welcome" for _, welcome in opened)
+    assert len(await store.states("acme")) == burst
+    for agent, _ in opened:
+        await agent.ws.close()
