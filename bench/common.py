@@ -1,0 +1,299 @@
+"""What every scenario shares: results, percentiles, the server under test as a
+subprocess, raw WebSocket agents and monitors, and /proc readings."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import redis.asyncio as aioredis
+from websockets.asyncio.client import ClientConnection, connect
+
+from client_sdk.protocol import MSGPACK, decode, encode
+from server.auth import issue
+from tests.redis_server import free_port
+
+COMPANY = "bench"
+SECRET = "bench-secret-" + "x" * 32
+#: High enough that the load generator is never throttled.
+RATE = "1000000"
+
+
+@dataclass
+class Result:
+    scenario: str
+    metric: str
+    value: float | None
+    unit: str
+    #: e.g. ">= 2000" or "<= 10"; "" when there is none (a floor, a context figure).
+    target: str = ""
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        if not self.target or self.value is None:
+            return None
+        op, _, bound = self.target.partition(" ")
+        return self.value >= float(bound) if op == ">=" else self.value <= float(bound)
+
+
+@dataclass
+class Context:
+    redis_url: str
+    quick: bool
+    results: list[Result] = field(default_factory=list)
+
+    def add(self, *results: Result) -> None:
+        self.results.extend(results)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    """Nearest-rank percentile (``q`` in 0..100) of ``samples``."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def p50(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def token(sub: str, role: str = "agent") -> str:
+    return issue(SECRET, company=COMPANY, sub=sub, role=role, now=int(time.time()), ttl=86_400)
+
+
+def new_prefix() -> str:
+    return f"bench-{uuid.uuid4().hex[:8]}:"
+
+
+@dataclass
+class ServerProcess:
+    process: asyncio.subprocess.Process
+    port: int
+    #: What it has logged (stderr), read continuously so the pipe never fills.
+    log: list[str] = field(default_factory=list)
+
+    def warnings(self, since: int = 0) -> list[str]:
+        return [line for line in self.log[since:] if " WARNING " in line or " ERROR " in line]
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def agent_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/agent"
+
+    @property
+    def monitor_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1/monitor"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@contextlib.asynccontextmanager
+async def subprocess_server(
+    args: list[str], env: dict[str, str], port: int
+) -> AsyncIterator[ServerProcess]:
+    """Run ``python *args`` until the block ends, once ``GET /healthz`` answers.
+
+    (tests.processes waits for uvicorn's "running on" line, which a server
+    logging at warning never writes.)
+    """
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCE_")}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        env={**inherited, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    running = ServerProcess(process, port)
+
+    async def read_log() -> None:
+        assert process.stderr is not None
+        while line := (await process.stderr.readline()).decode():
+            running.log.append(line.rstrip())
+
+    reader = asyncio.create_task(read_log())
+    try:
+        async with httpx.AsyncClient() as client, asyncio.timeout(30):
+            while True:
+                if process.returncode is not None:
+                    raise RuntimeError(f"{args} exited with {process.returncode}")
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"{running.http_url}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.05)  # polling a process we started: no event to await
+        yield running
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 30)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+        await reader
+
+
+@contextlib.asynccontextmanager
+async def server_under_test(redis_url: str, prefix: str) -> AsyncIterator[ServerProcess]:
+    """``python -m server`` on the bench's Redis, unthrottled, logging warnings only."""
+    port = free_port()
+    env = {
+        "PRESENCE_PORT": str(port),
+        "PRESENCE_REDIS_URL": redis_url,
+        "PRESENCE_JWT_SECRET": SECRET,
+        "PRESENCE_KEY_PREFIX": prefix,
+        "PRESENCE_RATE_LIMIT": RATE,
+        "PRESENCE_RATE_BURST": RATE,
+        "PRESENCE_LOG_LEVEL": "warning",
+        # One server per scenario: a quick drain once the bench has closed its sockets.
+        "PRESENCE_DRAIN_TIMEOUT": "5",
+    }
+    async with subprocess_server(["-m", "server"], env, port) as running:
+        yield running
+
+
+async def delete_prefix(redis_url: str, prefix: str) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await client.delete(*keys[start : start + 1000])
+    finally:
+        await client.aclose()
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process, from /proc (KiB)."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    # After the command: state is field 3, utime 14 and stime 15 (1-based).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def redis_pid(redis_url: str) -> int:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        info = await client.info("server")
+        return int(info["process_id"])
+    finally:
+        await client.aclose()
+
+
+class CpuMeter:
+    """CPU share (of one core) each process used between start() and stop()."""
+
+    def __init__(self, **pids: int) -> None:
+        self.pids = pids
+        self._start: dict[str, float] = {}
+        self._began = 0.0
+        self.share: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._began = time.perf_counter()
+        self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def stop(self) -> dict[str, float]:
+        wall = time.perf_counter() - self._began
+        self.share = {
+            name: (cpu_seconds(pid) - self._start[name]) / wall for name, pid in self.pids.items()
+        }
+        return self.share
+
+
+async def open_ws(url: str) -> ClientConnection:
+    # No deflate and no client pings: the server pings, and the bench should
+    # cost as little as it can.
+    return await connect(
+        url,
+        subprotocols=[MSGPACK],  # type: ignore[list-item]
+        compression=None,
+        ping_interval=None,
+        open_timeout=60,
+        max_queue=None,
+    )
+
+
+async def send(ws: ClientConnection, message: dict[str, Any]) -> None:
+    await ws.send(encode(message, MSGPACK))
+
+
+async def receive(ws: ClientConnection) -> dict[str, Any]:
+    return decode(await ws.recv())
+
+
+async def agent(url: str, name: str, status: str | None = "available") -> ClientConnection:
+    """A raw agent socket past its ``welcome``."""
+    ws = await open_ws(url)
+    hello: dict[str, Any] = {"t": "hello", "token": token(name)}
+    if status is not None:
+        hello["status"] = status
+    await send(ws, hello)
+    welcome = await receive(ws)
+    if welcome["t"] != "welcome":
+        raise RuntimeError(f"{name}: expected welcome, got {welcome}")
+    return ws
+
+
+async def monitor(url: str, name: str) -> ClientConnection:
+    """A raw monitor socket subscribed to the company (its snapshot read)."""
+    ws = await open_ws(url)
+    await send(ws, {"t": "hello", "token": token(name, role="supervisor")})
+    welcome = await receive(ws)
+    if welcome["t"] != "welcome":
+        raise RuntimeError(f"{name}: expected welcome, got {welcome}")
+    await send(ws, {"t": "subscribe", "ref": 1})
+    subscribed = await receive(ws)
+    if subscribed["t"] != "subscribed":
+        raise RuntimeError(f"{name}: expected subscribed, got {subscribed}")
+    return ws
+
+
+async def gather_bounded(count: int, limit: int, make: Any) -> list[Any]:
+    """``make(i)`` for i in range(count), at most ``limit`` at once, in order."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(i: int) -> Any:
+        async with gate:
+            return await make(i)
+
+    return await asyncio.gather(*(one(i) for i in range(count)))
+
+
+async def close_all(sockets: list[ClientConnection]) -> None:
+    async def close(ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+    await gather_bounded(len(sockets), 200, lambda i: close(sockets[i]))

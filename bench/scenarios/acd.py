@@ -1,0 +1,125 @@
+"""acd: claims per second with 8 concurrent claimers, and the "who is available"
+query, over HTTP against ``python -m server``.
+
+N routable agents are written through the store directly (``hello`` with
+status available, each on a connection id of its own), as the log_query
+bench fills its log. Each claimer loops ``POST /v1/acd/claim`` then
+``POST /v1/agents/{a}/acd {"value": "releasing"}``, so the pool never runs
+dry; claims/s counts claims only, but the server also serves a release per claim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import httpx
+import redis.asyncio as aioredis
+
+from bench.common import (
+    COMPANY,
+    Context,
+    CpuMeter,
+    Result,
+    new_prefix,
+    p50,
+    percentile,
+    redis_pid,
+    server_under_test,
+    token,
+)
+from bench.log_query import bounded
+from server.store import Store
+
+CLAIMERS = 8
+
+
+async def fill(redis_url: str, prefix: str, count: int) -> None:
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = Store(client, prefix=prefix)
+    now = int(time.time() * 1000)
+    try:
+        await bounded(
+            store.hello(COMPANY, f"a{i:05d}", conn=f"bench/{i}", now=now + i, status="available")
+            for i in range(count)
+        )
+    finally:
+        await client.aclose()
+
+
+async def claimer(
+    base: str, until: float, claims: list[float], releases: list[float], refusals: list[int]
+) -> None:
+    headers = {"Authorization": f"Bearer {token('acd', role='acd')}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        while time.perf_counter() < until:
+            began = time.perf_counter()
+            response = await client.post("/v1/acd/claim", json={})
+            claims.append((time.perf_counter() - began) * 1000)
+            if response.status_code != 200:
+                refusals.append(response.status_code)
+                continue
+            agent = response.json()["state"]["agent"]
+            began = time.perf_counter()
+            response = await client.post(f"/v1/agents/{agent}/acd", json={"value": "releasing"})
+            releases.append((time.perf_counter() - began) * 1000)
+            response.raise_for_status()
+
+
+async def run(ctx: Context) -> None:
+    agents = 5000
+    seconds = 5.0 if ctx.quick else 10.0
+    prefix = new_prefix()
+    await fill(ctx.redis_url, prefix, agents)
+    async with server_under_test(ctx.redis_url, prefix) as server:
+        base = server.http_url
+        # The query first, on the untouched pool: p99 of sequential requests.
+        headers = {"Authorization": f"Bearer {token('acd', role='acd')}"}
+        samples: list[float] = []
+        async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+            for _ in range(50):  # warm-up: connection, caches
+                await client.get("/v1/agents", params={"routable": "true"})
+            for _ in range(200 if ctx.quick else 1000):
+                began = time.perf_counter()
+                response = await client.get(
+                    "/v1/agents", params={"routable": "true", "order": "idle", "limit": "10"}
+                )
+                samples.append((time.perf_counter() - began) * 1000)
+                response.raise_for_status()
+                assert len(response.json()["agents"]) == 10
+        ctx.add(
+            Result("acd", f"available-agents query p50 ({agents} agents)", p50(samples), "ms"),
+            Result(
+                "acd",
+                f"available-agents query p99 ({agents} agents)",
+                percentile(samples, 99),
+                "ms",
+                "<= 20",
+            ),
+        )
+
+        claims: list[float] = []
+        releases: list[float] = []
+        refusals: list[int] = []
+        meter = CpuMeter(server=server.pid, redis=await redis_pid(ctx.redis_url), bench=os.getpid())
+        meter.start()
+        began = time.perf_counter()
+        until = began + seconds
+        await asyncio.gather(
+            *(claimer(base, until, claims, releases, refusals) for _ in range(CLAIMERS))
+        )
+        elapsed = time.perf_counter() - began
+        cpu = meter.stop()
+    note = (
+        f"{CLAIMERS} claimers, each claim followed by a release; "
+        f"CPU (cores) server {cpu['server']:.2f}, redis {cpu['redis']:.2f}, "
+        f"bench {cpu['bench']:.2f}"
+    )
+    ctx.add(
+        Result("acd", "claims/s (8 claimers)", len(claims) / elapsed, "/s", ">= 2000", note),
+        Result("acd", "claim p50", p50(claims), "ms"),
+        Result("acd", "claim p99", percentile(claims, 99), "ms", "<= 10"),
+        Result("acd", "release p99", percentile(releases, 99), "ms"),
+        Result("acd", "claims refused", float(len(refusals)), "", "<= 0"),
+    )

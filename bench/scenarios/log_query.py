@@ -1,0 +1,86 @@
+"""log_query: one agent's day of events among N agents' history (target < 100 ms).
+
+Fills the log as ``bench/log_query.py`` does (its ``fill``: ``--events`` 20 per
+agent, interleaved), then times ``GET /v1/agents/{a}/events?from=&to=`` for
+random agents against ``python -m server``, and ``store.log`` directly.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+import httpx
+import redis.asyncio as aioredis
+
+from bench.common import (
+    COMPANY,
+    Context,
+    Result,
+    new_prefix,
+    p50,
+    percentile,
+    server_under_test,
+    token,
+)
+from bench.log_query import DAY_MS, fill
+from server.store import Store
+
+EVENTS = 20
+QUERIES = 200
+
+
+async def run(ctx: Context) -> None:
+    count = 1000 if ctx.quick else 5000
+    prefix = new_prefix()
+    client = aioredis.Redis.from_url(ctx.redis_url, decode_responses=True)
+    store = Store(client, prefix=prefix)
+    agents = [f"agent-{n:05d}" for n in range(count)]
+    day = int(time.time() * 1000) // DAY_MS * DAY_MS
+    try:
+        start = int(time.time() * 1000)
+        began = time.perf_counter()
+        await fill(store, agents, EVENTS, day)
+        took = time.perf_counter() - began
+        end = int(time.time() * 1000) + 1
+        length = await client.xlen(store.stream_key(COMPANY))
+        picked = random.Random(7).choices(agents, k=QUERIES)
+        direct: list[float] = []
+        for name in picked:
+            t0 = time.perf_counter()
+            await store.log(COMPANY, agent=name, start_ms=start, end_ms=end)
+            direct.append((time.perf_counter() - t0) * 1000)
+    finally:
+        await client.aclose()
+    over_http: list[float] = []
+    async with server_under_test(ctx.redis_url, prefix) as server:
+        headers = {"Authorization": f"Bearer {token('sup', role='supervisor')}"}
+        async with httpx.AsyncClient(base_url=server.http_url, headers=headers) as http:
+            for name in picked:
+                t0 = time.perf_counter()
+                response = await http.get(
+                    f"/v1/agents/{name}/events", params={"from": start, "to": end}
+                )
+                over_http.append((time.perf_counter() - t0) * 1000)
+                response.raise_for_status()
+                assert len(response.json()["events"]) == EVENTS
+    ctx.add(
+        Result(
+            "log_query",
+            "log fill through the store script",
+            length / took,
+            "events/s",
+            note=f"{length} events, {count} agents x {EVENTS}",
+        ),
+        Result(
+            "log_query", f"store.log(agent, day) p99 ({count} agents)", percentile(direct, 99), "ms"
+        ),
+        Result("log_query", f"GET agent's day p50 ({count} agents)", p50(over_http), "ms"),
+        Result(
+            "log_query",
+            f"GET agent's day p99 ({count} agents)",
+            percentile(over_http, 99),
+            "ms",
+            "<= 100",
+        ),
+    )
