@@ -20,14 +20,15 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["EmbeddedValkey"]
+__all__ = ["EmbeddedValkey", "die_with_parent"]
 
 log = logging.getLogger("presence")
 
 PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+def die_with_parent() -> None:  # pragma: no cover - runs in the child
+    """In a child process, before exec: be sent SIGTERM when the parent exits."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
@@ -61,7 +62,7 @@ class EmbeddedValkey:
             "--save", "3600 1 300 100",
             "--logfile", "valkey.log",
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, preexec_fn=_die_with_parent)
+        self.process = subprocess.Popen(command, preexec_fn=die_with_parent)
         self.url = f"redis://127.0.0.1:{port}/0"
         client = redis.Redis.from_url(self.url, socket_timeout=1)
         deadline = time.monotonic() + timeout

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from server.embedded import die_with_parent
 from tests.redis_server import free_port
 from tests.timing import seconds
 
@@ -64,7 +65,13 @@ async def presence_server(
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCE_")}
     full_env = {**inherited, "PRESENCE_PORT": str(port), **env}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "server", env=full_env, stderr=asyncio.subprocess.PIPE
+        sys.executable,
+        "-m",
+        "server",
+        env=full_env,
+        stderr=asyncio.subprocess.PIPE,
+        # Dies with the test run, even one killed mid-way: nothing is left behind.
+        preexec_fn=die_with_parent,
     )
     running = ServerProcess(process, port)
     started = asyncio.Event()
