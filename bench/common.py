@@ -22,6 +22,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from client_sdk.protocol import MSGPACK, decode, encode
 from server.auth import issue
+from tests.processes import Addresses
 from tests.redis_server import free_port
 
 COMPANY = "bench"
@@ -84,7 +85,7 @@ def new_prefix() -> str:
 
 
 @dataclass
-class ServerProcess:
+class ServerProcess(Addresses):
     process: asyncio.subprocess.Process
     port: int
     #: What it has logged (stderr), read continuously so the pipe never fills.
@@ -96,18 +97,6 @@ class ServerProcess:
     @property
     def pid(self) -> int:
         return self.process.pid
-
-    @property
-    def agent_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/agent"
-
-    @property
-    def monitor_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/v1/monitor"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
 
 @contextlib.asynccontextmanager

@@ -59,6 +59,11 @@ async def run_server(redis: RedisProcess, **settings: Any) -> Any:
     return presence_server(env)
 
 
+async def dropped(store: Store, session: str) -> bool:
+    """Whether the log has the session's transport-closed (written late or not)."""
+    return ("disconnected", "transport-closed") in reasons(await store.events("acme"), session)
+
+
 async def ready(server: ServerProcess) -> int:
     async with httpx.AsyncClient(base_url=server.http_url) as http:
         return (await http.get("/readyz")).status_code
@@ -83,12 +88,7 @@ async def test_a_short_outage_is_invisible_to_consoles(
         assert await steady.request({"t": "ping", "ref": 2}) == {"t": "pong", "ref": 2}
         await eventually(lambda: _is(ready(server), 200), seconds(10))
 
-        async def dropped() -> bool:
-            return ("disconnected", "transport-closed") in reasons(
-                await store_of.events("acme"), welcome["session"]
-            )
-
-        await eventually(dropped, seconds(10))
+        await eventually(lambda: dropped(store_of, welcome["session"]), seconds(10))
         events = await store_of.events("acme")
         drop = next(e for e in events if e.session == welcome["session"] and e.reason)
         assert abs(drop.ts - dropped_at) < 1000  # when it happened, not when written
@@ -121,12 +121,7 @@ async def test_a_long_outage_refuses_changes_and_defers_disconnections(
         await asyncio.sleep(LONG_OUTAGE)  # well past store_retry: the drop must wait
         private_redis.start()
 
-        async def written() -> bool:
-            return ("disconnected", "transport-closed") in reasons(
-                await store_of.events("acme"), welcome["session"]
-            )
-
-        await eventually(written, seconds(15))
+        await eventually(lambda: dropped(store_of, welcome["session"]), seconds(15))
         events = await store_of.events("acme")
         drop = next(e for e in events if e.session == welcome["session"] and e.reason)
         written_at = int(str(drop.id).split("-")[0])
