@@ -7,23 +7,19 @@ import asyncio
 import contextlib
 import os
 import resource
-import signal
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
 from client_sdk.protocol import MSGPACK, decode, encode
 from server.auth import issue
-from tests.processes import Addresses
-from tests.redis_server import free_port
+from tests.processes import ServerProcess, presence_server
 
 COMPANY = "bench"
 SECRET = "bench-secret-" + "x" * 32
@@ -84,73 +80,10 @@ def new_prefix() -> str:
     return f"bench-{uuid.uuid4().hex[:8]}:"
 
 
-@dataclass
-class ServerProcess(Addresses):
-    process: asyncio.subprocess.Process
-    port: int
-    #: What it has logged (stderr), read continuously so the pipe never fills.
-    log: list[str] = field(default_factory=list)
-
-    def warnings(self, since: int = 0) -> list[str]:
-        return [line for line in self.log[since:] if " WARNING " in line or " ERROR " in line]
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-
-@contextlib.asynccontextmanager
-async def subprocess_server(
-    args: list[str], env: dict[str, str], port: int
-) -> AsyncIterator[ServerProcess]:
-    """Run ``python *args`` until the block ends, once ``GET /healthz`` answers.
-
-    (tests.processes waits for uvicorn's "running on" line, which a server
-    logging at warning never writes.)
-    """
-    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCE_")}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *args,
-        env={**inherited, **env},
-        stdin=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    running = ServerProcess(process, port)
-
-    async def read_log() -> None:
-        assert process.stderr is not None
-        while line := (await process.stderr.readline()).decode():
-            running.log.append(line.rstrip())
-
-    reader = asyncio.create_task(read_log())
-    try:
-        async with httpx.AsyncClient() as client, asyncio.timeout(30):
-            while True:
-                if process.returncode is not None:
-                    raise RuntimeError(f"{args} exited with {process.returncode}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"{running.http_url}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.05)  # polling a process we started: no event to await
-        yield running
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-        await reader
-
-
 @contextlib.asynccontextmanager
 async def server_under_test(redis_url: str, prefix: str) -> AsyncIterator[ServerProcess]:
     """``python -m server`` on the bench's Redis, unthrottled, logging warnings only."""
-    port = free_port()
     env = {
-        "PRESENCE_PORT": str(port),
         "PRESENCE_REDIS_URL": redis_url,
         "PRESENCE_JWT_SECRET": SECRET,
         "PRESENCE_KEY_PREFIX": prefix,
@@ -160,7 +93,7 @@ async def server_under_test(redis_url: str, prefix: str) -> AsyncIterator[Server
         # One server per scenario: a quick drain once the bench has closed its sockets.
         "PRESENCE_DRAIN_TIMEOUT": "5",
     }
-    async with subprocess_server(["-m", "server"], env, port) as running:
+    async with presence_server(env) as running:
         yield running
 
 

@@ -1,4 +1,5 @@
-"""Servers as real processes (``python -m server``), and a load balancer for them.
+"""Servers as real processes (``python -m server``), and a load balancer for them;
+the bench runs its servers with the same harness.
 
 For the tests of what only processes show: SIGKILL, SIGTERM, restarts, several
 instances on one Redis.
@@ -11,13 +12,15 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+import httpx
+
 from server.embedded import die_with_parent
 from tests.redis_server import free_port
-from tests.timing import seconds
+from tests.timing import eventually, seconds
 
 
 class Addresses:
@@ -45,6 +48,14 @@ class ServerProcess(Addresses):
     #: What it has logged so far (stderr, read continuously so the pipe never fills).
     log: list[str] = field(default_factory=list)
 
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def warnings(self, since: int = 0) -> list[str]:
+        """What it logged at WARNING or ERROR (from line ``since`` on)."""
+        return [line for line in self.log[since:] if " WARNING " in line or " ERROR " in line]
+
     def kill(self) -> None:
         self.process.kill()
 
@@ -56,40 +67,40 @@ class ServerProcess(Addresses):
 
 
 @asynccontextmanager
-async def presence_server(
-    env: Mapping[str, str], port: int | None = None
+async def running_process(
+    args: Sequence[str], env: Mapping[str, str], port: int
 ) -> AsyncIterator[ServerProcess]:
-    """Run the program with ``env`` (``PRESENCE_*``) until the block ends."""
-    port = port or free_port()
-    # Only the settings the test states: none leaks in from the environment.
+    """Run ``python *args`` with ``env`` until the block ends, once ``GET /healthz``
+    answers on ``port`` (whatever it logs, and at whatever level)."""
+    # Only the settings the caller states: none leaks in from the environment.
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCE_")}
-    full_env = {**inherited, "PRESENCE_PORT": str(port), **env}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-m",
-        "server",
-        env=full_env,
+        *args,
+        env={**inherited, **env},
+        stdin=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
         # Dies with the test run, even one killed mid-way: nothing is left behind.
         preexec_fn=die_with_parent,
     )
     running = ServerProcess(process, port)
-    started = asyncio.Event()
 
     async def read_log() -> None:
         assert process.stderr is not None
         while line := (await process.stderr.readline()).decode():
             running.log.append(line.rstrip())
-            if "Uvicorn running on" in line:  # logged once the port is bound
-                started.set()
 
     reader = asyncio.create_task(read_log())
     try:
-        async with asyncio.timeout(seconds(20)):
-            await asyncio.wait(
-                [asyncio.create_task(started.wait()), reader], return_when="FIRST_COMPLETED"
-            )
-        assert started.is_set(), f"the server exited early: {running.log}"
+        async with httpx.AsyncClient() as client:
+
+            async def healthy() -> bool:
+                assert process.returncode is None, f"{args} exited early: {running.log}"
+                with contextlib.suppress(httpx.TransportError):
+                    return (await client.get(f"{running.http_url}/healthz")).status_code == 200
+                return False
+
+            await eventually(healthy, seconds(20))
         yield running
     finally:
         if process.returncode is None:
@@ -102,8 +113,18 @@ async def presence_server(
         except TimeoutError:
             process.kill()
             tail = "\n".join(running.log[-30:])
-            message = f"the server did not end after SIGTERM; its log:\n{tail}"
+            message = f"{args} did not end after SIGTERM; its log:\n{tail}"
             raise AssertionError(message) from None
+
+
+@asynccontextmanager
+async def presence_server(
+    env: Mapping[str, str], port: int | None = None
+) -> AsyncIterator[ServerProcess]:
+    """Run ``python -m server`` with ``env`` (``PRESENCE_*``) until the block ends."""
+    port = port or free_port()
+    async with running_process(["-m", "server"], {"PRESENCE_PORT": str(port), **env}, port) as s:
+        yield s
 
 
 class LoadBalancer(Addresses):

@@ -27,14 +27,13 @@ from bench.common import (
     rss_kib,
     send,
     server_under_test,
-    subprocess_server,
 )
+from tests.processes import running_process
 from tests.redis_server import free_port
 
 WARM_UP = 20
-#: Connections opened at once while filling.
-#: (100 at once exhausts the server's Redis pool: redis-py 8 caps it at 100, and
-#: hellos then fail with store-unavailable.)
+#: Connections opened at once while filling (kept as in the runs that
+#: docs/performance.md quotes, so figures stay comparable).
 OPENING = 40
 
 
@@ -79,7 +78,7 @@ async def echo_floor(count: int, seconds: float) -> tuple[float, float]:
     """KiB per idle echo connection, and round trips/s with 50 clients."""
     port = free_port()
     args = ["-m", "bench.echo_app", str(port)]
-    async with subprocess_server(args, {}, port) as echo:
+    async with running_process(args, {}, port) as echo:
         url = f"ws://127.0.0.1:{port}/echo"
         warm = await gather_bounded(WARM_UP, WARM_UP, lambda i: echo_one(url))
         before = await settle(echo.pid)
