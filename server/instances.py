@@ -115,14 +115,31 @@ class Liveness:
         await asyncio.gather(self._renew(), self._sweep())
 
     async def _renew(self) -> None:
-        while True:
-            try:
-                if not await self.prove_alive() and self.on_data_lost is not None:
+        restoring: asyncio.Task[None] | None = None
+        try:
+            while True:
+                try:
+                    lost = not await self.prove_alive()
+                except STORE_ERRORS as exc:
+                    log.warning("liveness: store unavailable (%s)", exc)
+                    lost = False
+                if lost and self.on_data_lost is not None and not restoring:
                     log.warning("Redis lost its data: restoring the sessions held here")
-                    await self.on_data_lost()
-            except STORE_ERRORS as exc:
-                log.warning("liveness: store unavailable (%s)", exc)
-            await asyncio.sleep(self.ttl / 5)
+                    # Beside the renewals, not in their way: thousands of sessions
+                    # take a while to put back, and the proof must go on meanwhile.
+                    restoring = asyncio.create_task(self._restore(self.on_data_lost))
+                if restoring is not None and restoring.done():
+                    restoring = None
+                await asyncio.sleep(self.ttl / 5)
+        finally:
+            if restoring is not None:
+                restoring.cancel()
+
+    async def _restore(self, restore: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await restore()
+        except STORE_ERRORS as exc:
+            log.warning("restoring sessions: store unavailable (%s)", exc)
 
     async def _sweep(self) -> None:
         while True:
