@@ -18,6 +18,7 @@ cursor, and nobody else waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections import deque
 from typing import Any, Final
@@ -30,6 +31,7 @@ from server.errors import StoreUnavailable
 from server.feed import CompanyFeed, EncodedFrame, event_frame, sees
 from server.runtime import Runtime
 from server.store import ORIGIN, id_key
+from server.wsproto import SEND_MANY_EXTENSION
 
 __all__ = ["monitor_endpoint"]
 
@@ -40,6 +42,8 @@ RESTART: Final = 1012
 #: How long a subscribe waits for the company's feed to load before
 #: answering store-unavailable.
 FEED_TIMEOUT: Final = 10.0
+#: At most this many frames per write (a few tens of KiB).
+WRITE_BATCH: Final = 128
 
 
 class MonitorConnection(Connection):
@@ -97,11 +101,17 @@ class MonitorConnection(Connection):
             self.spawn(self.close_or_drop(code, reason))
 
     async def _write(self) -> None:
+        send_many = self.websocket.scope["extensions"][SEND_MANY_EXTENSION]["send"]
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue and not self._giving_up:
-                await self.send_encoded(self._queue.popleft())
+                # Whatever queued meanwhile (a feed batch) leaves in one write.
+                count = min(len(self._queue), WRITE_BATCH)
+                batch = [self._queue.popleft() for _ in range(count)]
+                # A socket closing under us is not an error: receive handles its end.
+                with contextlib.suppress(OSError):
+                    await send_many(batch)
 
     # The connection's life.
 

@@ -10,12 +10,21 @@ only the first ``websocket.disconnect`` it gets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Final
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 
-__all__ = ["ABORT_EXTENSION", "HEARTBEAT_TIMEOUT", "TRANSPORT_LOST", "PresenceWebSocketProtocol"]
+__all__ = [
+    "ABORT_EXTENSION",
+    "HEARTBEAT_TIMEOUT",
+    "SEND_MANY_EXTENSION",
+    "TRANSPORT_LOST",
+    "PresenceWebSocketProtocol",
+]
 
 HEARTBEAT_TIMEOUT: Final = (1011, "keepalive ping timeout")
 TRANSPORT_LOST: Final = 1006
@@ -23,6 +32,8 @@ TRANSPORT_LOST: Final = 1006
 
 #: The scope extension through which the app may drop a socket at once.
 ABORT_EXTENSION: Final = "presence.abort"
+#: The scope extension through which the app may send several frames in one write.
+SEND_MANY_EXTENSION: Final = "presence.send_many"
 
 
 class PresenceWebSocketProtocol(WebSocketsSansIOProtocol):
@@ -32,6 +43,27 @@ class PresenceWebSocketProtocol(WebSocketsSansIOProtocol):
         # full): the app needs a way to drop it, which ASGI doesn't offer.
         if self.handshake_initiated and hasattr(self, "scope"):
             self.scope["extensions"][ABORT_EXTENSION] = {"abort": self.transport.abort}
+            self.scope["extensions"][SEND_MANY_EXTENSION] = {"send": self.send_many}
+
+    async def send_many(self, payloads: Sequence[str | bytes]) -> None:
+        """Frame ``payloads`` (text for ``str``) and write them with one syscall.
+
+        ASGI writes each message on its own, and a monitor's fan-out is most of
+        the server's frames: one ``send()`` per frame was a quarter of its CPU
+        under churn. Flow control and closing behave as for ``websocket.send``.
+        """
+        await self.writable.wait()
+        if self.disconnected or self.close_sent:
+            raise ClientDisconnected()
+        try:
+            for payload in payloads:
+                if isinstance(payload, str):
+                    self.conn.send_text(payload.encode())
+                else:
+                    self.conn.send_binary(payload)
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
     def keepalive_timeout(self) -> None:
         if not (self.close_sent or self.transport.is_closing()):
