@@ -7,6 +7,8 @@ events (type, value, reason), the same refusal code, and the same state.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -337,3 +339,54 @@ async def test_a_repeated_request_is_applied_once(store: Store) -> None:
     again = await store._apply(keys=keys, args=args)
     assert again == first
     assert [e.value for e in await store.events("acme")] == ["connected", "busy", "meeting"]
+
+
+async def test_one_script_run_applies_a_batch_and_a_failing_change_fails_alone(
+    store: Store,
+) -> None:
+    """The store batches concurrent changes into one run; a change the script
+    can't process (here: arguments that are not JSON) gets ``internal`` while
+    the changes around it still apply."""
+    await store.hello("acme", "a-1", conn="test/1", now=NOW)
+    await store.hello("acme", "a-2", conn="test/2", now=NOW)
+    meeting = '{"value": "meeting"}'
+    args = [
+        *["activity", "a-1", str(NOW), "test/1", meeting, "", "request-1"],
+        *["activity", "a-2", str(NOW), "test/2", "{not json", "", "request-2"],
+        *["activity", "a-2", str(NOW), "test/2", meeting, "", "request-3"],
+    ]
+    first, failed, third = await store._apply(keys=[store.company_prefix("acme")], args=args)
+    assert json.loads(failed)["error"] == "internal"
+    assert "ok" in json.loads(first) and "ok" in json.loads(third)
+    assert [(e.agent, e.value) for e in await store.events("acme") if e.value == "meeting"] == [
+        ("a-1", "meeting"),
+        ("a-2", "meeting"),
+    ]
+    await check_company(store, "acme")
+
+
+async def test_concurrent_changes_each_get_their_own_outcome(store: Store) -> None:
+    """Many changes in flight at once (one batch or several): every caller gets
+    its own agent's result or refusal."""
+    agents = [f"a-{n}" for n in range(40)]
+    for n, agent in enumerate(agents):
+        await store.hello("acme", agent, conn=f"test/{n}", now=NOW)
+
+    async def change(n: int, agent: str) -> str:
+        try:
+            outcome = await store.set_status(
+                "acme",
+                agent,
+                "break",
+                by_user=True,
+                now=NOW + 1,
+                conn=f"test/{n}" if n % 2 else "test/other",
+            )
+        except StaleConnection:
+            return "stale"
+        assert outcome.agent == agent and outcome.state is not None
+        return outcome.state.status or ""
+
+    results = await asyncio.gather(*(change(n, agent) for n, agent in enumerate(agents)))
+    assert results == ["stale" if n % 2 == 0 else "break" for n in range(len(agents))]
+    await check_company(store, "acme")
