@@ -1,8 +1,11 @@
 """Where applied changes meet this instance's agent connections.
 
-Every change the store applies is dispatched here twice over: at once by the
-instance that applied it, and to every other instance through Redis pub/sub
-(each instance skips its own copies). For each change the hub
+Every change the store applies is dispatched here at once by the instance
+that applied it; when it concerns a connection held on another instance (a
+supervisor's or the ACD's change reaching another instance's agent, a console
+replaced through another instance), the store also publishes it through Redis
+pub/sub, and each instance dispatches the copies it did not write. For each
+change the hub
 
 - closes the connection whose hold on the session the change ended, when that
   is not the connection that asked (a replacement: 4509; a kick: 4510) —

@@ -22,8 +22,8 @@ key                            type    holds
 ``P{C}:idle:<segment>``        zset    the same, per segment
 ``P{C}:agents``                set     every agent ever seen
 ``P{C}:config``                hash    the company's settings (defaults when absent)
-``P{C}:changes``               pubsub  every applied change as JSON, for other
-                                       instances
+``P{C}:changes``               pubsub  an applied change as JSON, when it concerns a
+                                       connection on another instance
 =============================  ======  ==============================================
 
 Writes go through ``lua/apply.lua`` only, so each change is atomic: precondition,
@@ -33,7 +33,6 @@ state, log, indexes and publication together.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import os
 import time
@@ -130,8 +129,9 @@ def _opt_int(value: Any) -> int | None:
     return None if value in (None, "") else int(value)
 
 
-def state_from_fields(fields: dict[str, Any]) -> AgentState:
-    """An :class:`AgentState` from the agent hash (or the script's snapshot of it)."""
+def state_from_fields(fields: dict[str, Any], version: str | None = None) -> AgentState:
+    """An :class:`AgentState` from the agent hash (or the script's snapshot of
+    it); ``version`` overrides the one in ``fields``."""
     segments = fields.get("segments") or ""
     return AgentState(
         agent=fields["agent"],
@@ -146,7 +146,7 @@ def state_from_fields(fields: dict[str, Any]) -> AgentState:
             "activity": _opt_int(fields.get("since_activity")),
         },
         idle_since=_opt_int(fields.get("idle_since")),
-        version=fields.get("version") or None,
+        version=version or fields.get("version") or None,
     )
 
 
@@ -167,8 +167,7 @@ def event_from_fields(entry_id: str, fields: dict[str, Any]) -> Event:
 
 def entry_from_fields(entry_id: str, fields: dict[str, Any]) -> tuple[Event, AgentState]:
     """A stream entry: the event and the agent's state after it."""
-    state = state_from_fields(fields)
-    return event_from_fields(entry_id, fields), dataclasses.replace(state, version=entry_id)
+    return event_from_fields(entry_id, fields), state_from_fields(fields, entry_id)
 
 
 def parse_changes(payload: dict[str, Any]) -> list[tuple[Event, AgentState]]:
@@ -408,15 +407,18 @@ class Store:
 
     async def tail(
         self, company: str, after: str, *, block_ms: int, count: int = 1000
-    ) -> list[tuple[Event, AgentState]]:
-        """Entries after ``after``, waiting up to ``block_ms`` for the first one."""
-        reply = await self.redis.xread(
-            {self.stream_key(company): after}, count=count, block=block_ms
-        )
+    ) -> tuple[str | None, list[tuple[Event, AgentState]]]:
+        """The log's epoch and its entries after ``after``, waiting up to
+        ``block_ms`` for the first one. One round trip: the epoch is read right
+        after the entries, on the same connection."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.xread({self.stream_key(company): after}, count=count, block=block_ms)
+            pipe.get(self.company_prefix(company) + "epoch")
+            reply, epoch = await pipe.execute()
         if not reply:
-            return []
+            return epoch, []
         _, raw = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply)[0]
-        return [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
+        return epoch, [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
 
     async def log(
         self,

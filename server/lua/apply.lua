@@ -28,7 +28,8 @@
 --   instance   - the instance applying it (pub/sub listeners skip their own changes)
 --   request_id - a retried request (the reply was lost to a network blip or a
 --                Redis restart) gets its first result again, applied once
--- Returns one JSON map per change, in order, published when anything changed:
+-- Returns one JSON map per change, in order, published when anything changed
+-- that another instance must act on:
 -- {ok = true, agent, changes = [{event, state}], session, resumed, origin
 -- (conn), instance, ended_conn (the connection whose hold on the session this
 -- change ended)} or {error = code, message = text}.
@@ -352,7 +353,15 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
     result.origin = conn
     result.instance = instance
     local encoded = cjson.encode(result)
-    if #changes > 0 then redis.call('PUBLISH', base .. 'changes', encoded) end
+    -- Published only when a connection it concerns (the holder now, or the one
+    -- whose hold this ended) lives on another instance: the instance applying
+    -- a change acts on its own connections itself, and at thousands of changes
+    -- a second every instance decoding every change would cost them all.
+    local mine = instance .. '/'
+    local function elsewhere(c) return c ~= nil and c ~= '' and string.sub(c, 1, #mine) ~= mine end
+    if #changes > 0 and (elsewhere(state.conn) or elsewhere(result.ended_conn)) then
+        redis.call('PUBLISH', base .. 'changes', encoded)
+    end
     -- Long enough for any retry of this request; short enough to cost little.
     redis.call('SET', request_key, encoded, 'EX', 120)
     return encoded
