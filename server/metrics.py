@@ -127,6 +127,10 @@ class Metrics(Observer):
             "Disconnections waiting for Redis to be written.",
             registry=registry,
         )
+        # Labelled children, looked up once: .labels() costs more than the
+        # observation itself, and these run for every change.
+        self._script_by_op: dict[str, Histogram] = {}
+        self._events_by_kind: dict[tuple[str, str], Counter] = {}
         for kind in CONNECTION_KINDS:
             self.connections.labels(kind)
         for where in ERROR_PLACES:
@@ -144,11 +148,18 @@ class Metrics(Observer):
     # What the store, the hub and the feeds report (server.store.Observer).
 
     def script_run(self, op: str, seconds: float) -> None:
-        self.script_seconds.labels(op).observe(seconds)
+        child = self._script_by_op.get(op)
+        if child is None:
+            child = self._script_by_op[op] = self.script_seconds.labels(op)
+        child.observe(seconds)
 
     def applied(self, outcome: Outcome) -> None:
         for event, _ in outcome.changes:
-            self.events.labels(event.type, event.value).inc()
+            key = (event.type, event.value)
+            child = self._events_by_kind.get(key)
+            if child is None:
+                child = self._events_by_kind[key] = self.events.labels(*key)
+            child.inc()
 
     def redis_error(self, where: str) -> None:
         self.redis_errors.labels(where).inc()
