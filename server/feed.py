@@ -51,7 +51,7 @@ class Subscriber(Protocol):
     def queued(self) -> int:
         """Frames waiting to be sent (for the monitor queue depth metric)."""
 
-    def offer(self, entry_id: str, frames: EncodedFrame) -> None:
+    def offer(self, frames: EncodedFrame) -> None:
         """Take one event frame; must not block (queue it, or give up on the monitor)."""
 
     def restart(self) -> None:
@@ -78,12 +78,13 @@ def event_frame(event: Event, state: AgentState, epoch: str) -> dict[str, Any]:
 
 class EncodedFrame:
     """One event frame, encoded at most once per subprotocol however many
-    monitors receive it."""
+    monitors receive it; ``key`` is its entry id as :func:`id_key` orders it."""
 
-    __slots__ = ("_encoded", "frame")
+    __slots__ = ("_encoded", "frame", "key")
 
-    def __init__(self, frame: dict[str, Any]) -> None:
+    def __init__(self, frame: dict[str, Any], entry_id: str) -> None:
         self.frame = frame
+        self.key = id_key(entry_id)
         self._encoded: dict[str, str | bytes] = {}
 
     def encoded(self, subprotocol: str) -> str | bytes:
@@ -146,8 +147,9 @@ class CompanyFeed:
 
     async def _follow(self) -> None:
         while True:
-            batch = await self.store.tail(self.company, self.cursor, block_ms=BLOCK_MS, count=BATCH)
-            epoch, _ = await self.store.head(self.company)
+            epoch, batch = await self.store.tail(
+                self.company, self.cursor, block_ms=BLOCK_MS, count=BATCH
+            )
             if epoch != self.epoch and self.epoch is not None:
                 log.warning("feed %s: the log's epoch changed; starting over", self.company)
                 self.ready.clear()
@@ -161,10 +163,10 @@ class CompanyFeed:
     def _publish(self, event: Event, state: AgentState) -> None:
         self.states[event.agent] = state
         self.cursor = str(event.id)
-        frames = EncodedFrame(event_frame(event, state, self.epoch_text))
+        frames = EncodedFrame(event_frame(event, state, self.epoch_text), self.cursor)
         for subscriber in list(self.subscribers):
             if sees(subscriber.segment, event, state):
-                subscriber.offer(self.cursor, frames)
+                subscriber.offer(frames)
 
 
 class Feeds:

@@ -18,7 +18,6 @@ cursor, and nobody else waits for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from collections import deque
 from typing import Any, Final
@@ -31,7 +30,6 @@ from server.errors import StoreUnavailable
 from server.feed import CompanyFeed, EncodedFrame, event_frame, sees
 from server.runtime import Runtime
 from server.store import ORIGIN, id_key
-from server.wsproto import SEND_MANY_EXTENSION
 
 __all__ = ["monitor_endpoint"]
 
@@ -54,21 +52,21 @@ class MonitorConnection(Connection):
         self.subscribed = False
         self._queue: deque[str | bytes] = deque()
         self._wake = asyncio.Event()
-        #: The id of the last event queued: nothing at or before it is sent again.
-        self._last_id = ORIGIN
+        #: The id (as id_key) of the last event queued: nothing at or before it is sent again.
+        self._last_key = id_key(ORIGIN)
         #: While the missed events of a resume are being read: live ones wait here.
-        self._held: list[tuple[str, EncodedFrame]] | None = None
+        self._held: list[EncodedFrame] | None = None
         self._giving_up = False
 
     # What the feed calls (feed.Subscriber).
 
-    def offer(self, entry_id: str, frames: EncodedFrame) -> None:
-        if id_key(entry_id) <= id_key(self._last_id):
+    def offer(self, frames: EncodedFrame) -> None:
+        if frames.key <= self._last_key:
             return
         if self._held is not None:
-            self._held.append((entry_id, frames))
+            self._held.append(frames)
         else:
-            self._queue_event(entry_id, frames.encoded(self.subprotocol))
+            self._queue_event(frames.key, frames.encoded(self.subprotocol))
 
     def restart(self) -> None:
         self._give_up(RESTART, "the log was recreated; subscribe again")
@@ -83,11 +81,11 @@ class MonitorConnection(Connection):
 
     # The queue.
 
-    def _queue_event(self, entry_id: str, data: str | bytes) -> None:
+    def _queue_event(self, key: tuple[int, int], data: str | bytes) -> None:
         if len(self._queue) >= self.settings.monitor_queue:
             self._give_up(CloseCode.TOO_SLOW, "too-slow")
             return
-        self._last_id = entry_id
+        self._last_key = key
         self._put(data)
 
     def _put(self, data: str | bytes) -> None:
@@ -101,17 +99,13 @@ class MonitorConnection(Connection):
             self.spawn(self.close_or_drop(code, reason))
 
     async def _write(self) -> None:
-        send_many = self.websocket.scope["extensions"][SEND_MANY_EXTENSION]["send"]
         while True:
             await self._wake.wait()
             self._wake.clear()
             while self._queue and not self._giving_up:
                 # Whatever queued meanwhile (a feed batch) leaves in one write.
                 count = min(len(self._queue), WRITE_BATCH)
-                batch = [self._queue.popleft() for _ in range(count)]
-                # A socket closing under us is not an error: receive handles its end.
-                with contextlib.suppress(OSError):
-                    await send_many(batch)
+                await self.send_many([self._queue.popleft() for _ in range(count)])
 
     # The connection's life.
 
@@ -189,7 +183,7 @@ class MonitorConnection(Connection):
         # events meet exactly at feed.cursor.
         self.segment = segment
         self._held = None
-        self._last_id = feed.cursor
+        self._last_key = id_key(feed.cursor)
         self._put(
             self._subscribed(ref, False, feed.snapshot(segment), feed.epoch_text, feed.cursor)
         )
@@ -199,7 +193,7 @@ class MonitorConnection(Connection):
         self, feed: CompanyFeed, ref: Any, segment: str | None, cursor: dict[str, str]
     ) -> None:
         self.segment = segment
-        self._last_id = cursor["id"]
+        self._last_key = id_key(cursor["id"])
         self._held = []
         high = feed.cursor
         feed.subscribers.add(self)  # live events from here on wait in _held
@@ -216,11 +210,12 @@ class MonitorConnection(Connection):
         for event, state in missed:
             if sees(segment, event, state):
                 self._queue_event(
-                    str(event.id), encode(event_frame(event, state, epoch), self.subprotocol)
+                    id_key(str(event.id)),
+                    encode(event_frame(event, state, epoch), self.subprotocol),
                 )
         held, self._held = self._held, None
-        for entry_id, frames in held:
-            self.offer(entry_id, frames)
+        for frames in held:
+            self.offer(frames)
 
     def _subscribed(
         self,
