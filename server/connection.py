@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import Any, Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -16,7 +16,7 @@ from client_sdk.protocol import MSGPACK, SUBPROTOCOLS, CloseCode, ErrorCode, Fra
 from client_sdk.protocol import encode as encode_frame
 from server.auth import Identity, TokenError, verify
 from server.runtime import Runtime
-from server.wsproto import ABORT_EXTENSION
+from server.wsproto import ABORT_EXTENSION, SEND_MANY_EXTENSION
 
 __all__ = [
     "REF_MAX",
@@ -77,6 +77,7 @@ class Connection:
         self.settings = runtime.settings
         self.subprotocol = subprotocol
         self._tasks: set[asyncio.Task[None]] = set()
+        self._send_many = websocket.scope["extensions"][SEND_MANY_EXTENSION]["send"]
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` beside the connection; cancelled when it ends."""
@@ -94,12 +95,14 @@ class Connection:
         await self.send_encoded(encode_frame(message, self.subprotocol))
 
     async def send_encoded(self, data: str | bytes) -> None:
+        await self.send_many((data,))
+
+    async def send_many(self, frames: Sequence[str | bytes]) -> None:
+        """Send ``frames`` (text for ``str``) in one write, straight to the
+        protocol: Starlette's per-message wrappers cost as much as the framing."""
         # A socket closing under us is not an error: its end is handled by receive.
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
-            if isinstance(data, str):
-                await self.websocket.send_text(data)
-            else:
-                await self.websocket.send_bytes(data)
+        with contextlib.suppress(OSError):
+            await self._send_many(frames)
 
     async def close(self, code: int, reason: str = "") -> None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
