@@ -15,7 +15,6 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
-import redis.asyncio as aioredis
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -23,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from server import http_api
+from server import http_api, redis_client
 from server.agent_ws import agent_endpoint
 from server.config import Settings
 from server.deferred import Deferred
@@ -86,7 +85,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         # A bounded pool that makes callers wait for a free connection: the
         # default one fails outright past its size, and a burst of consoles
         # connecting at once (an instance restarted) would get store-unavailable.
-        pool = aioredis.BlockingConnectionPool.from_url(
+        client = redis_client.connect(
             redis_url,
             decode_responses=True,
             socket_connect_timeout=5,
@@ -94,7 +93,6 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             max_connections=settings.redis_connections,
             timeout=10,
         )
-        client = aioredis.Redis.from_pool(pool)
         instance = secrets.token_hex(6)
         metrics = Metrics()
         store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)
@@ -128,7 +126,8 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         ]
         # Serve only once other instances' changes reach us.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(subscribed.wait(), 10)
+            async with asyncio.timeout(10):
+                await subscribed.wait()
         tune_garbage_collector()
         log.info("instance %s ready (key prefix %r)", instance, settings.key_prefix)
         try:

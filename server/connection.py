@@ -144,7 +144,8 @@ class Connection:
         """The ``hello`` frame and the identity of its token, which must have one of
         ``roles``; raises :class:`ServerClosed` with the spec's close code otherwise."""
         try:
-            first = await asyncio.wait_for(self.receive(), self.settings.hello_timeout)
+            async with asyncio.timeout(self.settings.hello_timeout):
+                first = await self.receive()
         except TimeoutError:
             raise ServerClosed(CloseCode.PROTOCOL_ERROR, "no hello in time") from None
         if isinstance(first, dict):
