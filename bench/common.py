@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
+from bench.lean_ws import LeanSocket, lean_connect
 from client_sdk.protocol import MSGPACK, decode, encode
 from server.auth import issue
 from tests.processes import ServerProcess, presence_server
@@ -219,3 +221,29 @@ async def close_all(sockets: list[ClientConnection]) -> None:
             await ws.close()
 
     await gather_bounded(len(sockets), 200, lambda i: close(sockets[i]))
+
+
+async def lean_agent(url: str, name: str) -> LeanSocket:
+    """A lean agent socket (bench/lean_ws.py) past its ``welcome``, status
+    available; later frames are dropped."""
+    welcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+
+    def on_message(payload: bytes) -> None:
+        if not welcome.done():
+            welcome.set_result(decode(payload))
+
+    socket = await lean_connect(url, MSGPACK, on_message)
+    socket.send(encode({"t": "hello", "token": token(name), "status": "available"}, MSGPACK))
+    frame = await welcome
+    if frame["t"] != "welcome":
+        raise RuntimeError(f"{name}: expected welcome, got {frame}")
+    return socket
+
+
+async def routable_count(http_url: str) -> int:
+    """How many agents the ACD's "who is available" query returns."""
+    headers = {"Authorization": f"Bearer {token('acd', role='acd')}"}
+    async with httpx.AsyncClient(base_url=http_url, headers=headers, timeout=30) as client:
+        response = await client.get("/v1/agents", params={"routable": "true", "order": "idle"})
+        response.raise_for_status()
+        return len(response.json()["agents"])

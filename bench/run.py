@@ -22,11 +22,14 @@ from pathlib import Path
 
 from bench.common import Context, Result, delete_prefix, raise_fd_limit
 from bench.log_query import redis_url
-from bench.scenarios import acd, churn, idle, log_query, redis_xadd
+from bench.scenarios import acd, churn, failover, idle, log_query, redis_xadd, sdk, storm
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "acd": acd.run,
     "churn": churn.run,
+    "storm": storm.run,
+    "failover": failover.run,
+    "sdk": sdk.run,
     "idle": idle.run,
     "log_query": log_query.run,
     "redis_xadd": redis_xadd.run,

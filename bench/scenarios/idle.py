@@ -108,7 +108,7 @@ async def echo_floor(count: int, seconds: float) -> tuple[float, float]:
 
 
 async def run(ctx: Context) -> None:
-    sizes = [1000] if ctx.quick else [1000, 5000]
+    sizes = [1000] if ctx.quick else [1000, 5000, 10000]
     for count in sizes:
         per_agent, took = await presence(ctx, count)
         floor, trips = await echo_floor(count, 3.0)
