@@ -201,6 +201,8 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
         "host": settings.host,
         "port": settings.port,
         "ws": PresenceWebSocketProtocol,
+        # httptools parses HTTP/1.1 in C: a third more claims per second than h11.
+        "http": "httptools",
         "ws_max_size": settings.max_message_size,
         "ws_ping_interval": settings.ping_interval,
         "ws_ping_timeout": settings.ping_timeout,

@@ -69,6 +69,8 @@ ORIGIN: Final = "0-0"
 #: At most this many changes per script run: Redis runs nothing else meanwhile,
 #: and at tens of microseconds a change this keeps a run to a few milliseconds.
 WRITE_BATCH: Final = 64
+#: Script runs in flight at once per company.
+WRITES_IN_FLIGHT: Final = 4
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -202,7 +204,7 @@ class Store:
         # register_script loads by SHA and retries with the source on NOSCRIPT,
         # which is what a restarted (or failed over) Redis answers.
         self._apply = self.redis.register_script(source)
-        self._writes = Coalescer(self._apply_batch, WRITE_BATCH)
+        self._writes = Coalescer(self._apply_batch, WRITE_BATCH, WRITES_IN_FLIGHT)
 
     # Key names (the module docstring is the map).
 

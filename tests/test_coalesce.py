@@ -31,14 +31,14 @@ class Recorder:
 
 async def test_a_lone_request_runs_at_once_alone() -> None:
     runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=8)
+    coalescer = Coalescer(runner, max_batch=8, max_in_flight=1)
     assert await asyncio.wait_for(coalescer.submit("acme", 1), seconds(5)) == 10
     assert runner.batches == [("acme", [1])]
 
 
 async def test_requests_arriving_during_a_batch_go_together_in_the_next() -> None:
     runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=3)
+    coalescer = Coalescer(runner, max_batch=3, max_in_flight=1)
     runner.release.clear()
     first = asyncio.create_task(coalescer.submit("acme", 1))
     await runner.started.wait()
@@ -52,7 +52,7 @@ async def test_requests_arriving_during_a_batch_go_together_in_the_next() -> Non
 
 async def test_a_failing_batch_fails_only_its_callers() -> None:
     runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=2)
+    coalescer = Coalescer(runner, max_batch=2, max_in_flight=1)
     runner.release.clear()
     held = asyncio.create_task(coalescer.submit("acme", 1))
     await runner.started.wait()
@@ -69,7 +69,7 @@ async def test_a_failing_batch_fails_only_its_callers() -> None:
 
 async def test_a_caller_that_gives_up_leaves_the_others_their_results() -> None:
     runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=8)
+    coalescer = Coalescer(runner, max_batch=8, max_in_flight=1)
     runner.release.clear()
     held = asyncio.create_task(coalescer.submit("acme", 1))
     await runner.started.wait()
@@ -84,7 +84,7 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_results() -> None:
 
 async def test_keys_batch_apart_and_do_not_wait_for_each_other() -> None:
     runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=8)
+    coalescer = Coalescer(runner, max_batch=8, max_in_flight=1)
     runner.release.clear()
     held = asyncio.create_task(coalescer.submit("acme", 1))
     await runner.started.wait()
@@ -95,3 +95,23 @@ async def test_keys_batch_apart_and_do_not_wait_for_each_other() -> None:
     assert runner.batches == [("acme", [1]), ("globex", [2])]
     runner.release.set()
     assert await asyncio.wait_for(asyncio.gather(held, other), seconds(5)) == [10, 20]
+
+
+async def test_up_to_max_in_flight_batches_run_at_once_then_requests_wait() -> None:
+    runner = Recorder()
+    coalescer = Coalescer(runner, max_batch=8, max_in_flight=2)
+    runner.release.clear()
+    first = asyncio.create_task(coalescer.submit("acme", 1))
+    await runner.started.wait()
+    runner.started.clear()
+    second = asyncio.create_task(coalescer.submit("acme", 2))
+    # A second batch leaves at once, though the first is still in flight ...
+    await asyncio.wait_for(runner.started.wait(), seconds(5))
+    later = [asyncio.create_task(coalescer.submit("acme", n)) for n in (3, 4)]
+    await asyncio.sleep(0)
+    # ... and with both slots taken, the rest wait to go together.
+    assert runner.batches == [("acme", [1]), ("acme", [2])]
+    runner.release.set()
+    results = await asyncio.wait_for(asyncio.gather(first, second, *later), seconds(5))
+    assert results == [10, 20, 30, 40]
+    assert runner.batches[2:] == [("acme", [3, 4])]

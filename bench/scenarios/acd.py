@@ -1,11 +1,15 @@
 """acd: claims per second with 8 concurrent claimers, and the "who is available"
-query, over HTTP against ``python -m server``.
+query, over HTTP against ``python -m server``; the claimers are lean HTTP/1.1
+keep-alive connections (bench/lean_http.py), the query uses ``httpx``.
 
 N routable agents are written through the store directly (``hello`` with
 status available, each on a connection id of its own), as the log_query
-bench fills its log. Each claimer loops ``POST /v1/acd/claim`` then
-``POST /v1/agents/{a}/acd {"value": "releasing"}``, so the pool never runs
-dry; claims/s counts claims only, but the server also serves a release per claim.
+bench fills its log. Each claimer loops ``POST /v1/acd/claim``, back to back;
+each agent claimed goes to a queue that 8 other connections drain with
+``POST /v1/agents/{a}/acd {"value": "releasing"}`` (the call ended), so the
+pool never runs dry. Claims/s counts claims only, but the server also serves a
+release per claim. Afterwards the log is read: per agent, ``occupying`` and
+``releasing`` must alternate (no agent claimed twice at once).
 """
 
 from __future__ import annotations
@@ -29,10 +33,14 @@ from bench.common import (
     server_under_test,
     token,
 )
+from bench.lean_http import LeanHttp
 from bench.log_query import bounded
 from server.store import Store
 
 CLAIMERS = 8
+#: Connections ending calls, apart from the claimers: in a contact center the
+#: call's end, not the claimer, frees the agent.
+RELEASERS = 8
 
 
 async def fill(redis_url: str, prefix: str, count: int) -> None:
@@ -49,22 +57,54 @@ async def fill(redis_url: str, prefix: str, count: int) -> None:
 
 
 async def claimer(
-    base: str, until: float, claims: list[float], releases: list[float], refusals: list[int]
+    base: str,
+    until: float,
+    claims: list[float],
+    refusals: list[int],
+    calls: asyncio.Queue[str | None],
 ) -> None:
+    """Claim back to back; each claimed agent's call goes to the releasers."""
     headers = {"Authorization": f"Bearer {token('acd', role='acd')}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+    async with LeanHttp(base, headers) as client:
         while time.perf_counter() < until:
             began = time.perf_counter()
-            response = await client.post("/v1/acd/claim", json={})
+            status, body = await client.post("/v1/acd/claim", {})
             claims.append((time.perf_counter() - began) * 1000)
-            if response.status_code != 200:
-                refusals.append(response.status_code)
+            if status != 200:
+                refusals.append(status)
                 continue
-            agent = response.json()["state"]["agent"]
+            calls.put_nowait(body["state"]["agent"])
+
+
+async def releaser(base: str, releases: list[float], calls: asyncio.Queue[str | None]) -> None:
+    """End calls as they come (``releasing``), until told to stop (``None``)."""
+    headers = {"Authorization": f"Bearer {token('acd', role='acd')}"}
+    async with LeanHttp(base, headers) as client:
+        while (agent := await calls.get()) is not None:
             began = time.perf_counter()
-            response = await client.post(f"/v1/agents/{agent}/acd", json={"value": "releasing"})
+            status, body = await client.post(f"/v1/agents/{agent}/acd", {"value": "releasing"})
             releases.append((time.perf_counter() - began) * 1000)
-            response.raise_for_status()
+            if status != 200:
+                raise RuntimeError(f"release of {agent}: {status} {body}")
+
+
+async def double_assignments(redis_url: str, prefix: str) -> int:
+    """Claims of an agent that was already occupied, read from the log: per
+    agent, ``occupying`` and ``releasing`` must alternate."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        events = await Store(client, prefix=prefix).events(COMPANY)
+    finally:
+        await client.aclose()
+    occupied: set[str] = set()
+    doubles = 0
+    for event in events:
+        if event.value == "occupying":
+            doubles += event.agent in occupied
+            occupied.add(event.agent)
+        elif event.value == "releasing":
+            occupied.discard(event.agent)
+    return doubles
 
 
 async def run(ctx: Context) -> None:
@@ -79,7 +119,9 @@ async def run(ctx: Context) -> None:
         samples: list[float] = []
         async with httpx.AsyncClient(base_url=base, headers=headers) as client:
             for _ in range(50):  # warm-up: connection, caches
-                await client.get("/v1/agents", params={"routable": "true"})
+                await client.get(
+                    "/v1/agents", params={"routable": "true", "order": "idle", "limit": "10"}
+                )
             for _ in range(200 if ctx.quick else 1000):
                 began = time.perf_counter()
                 response = await client.get(
@@ -106,13 +148,19 @@ async def run(ctx: Context) -> None:
         meter.start()
         began = time.perf_counter()
         until = began + seconds
+        calls: asyncio.Queue[str | None] = asyncio.Queue()
+        releasing = [asyncio.create_task(releaser(base, releases, calls)) for _ in range(RELEASERS)]
         await asyncio.gather(
-            *(claimer(base, until, claims, releases, refusals) for _ in range(CLAIMERS))
+            *(claimer(base, until, claims, refusals, calls) for _ in range(CLAIMERS))
         )
         elapsed = time.perf_counter() - began
+        for _ in releasing:
+            calls.put_nowait(None)
+        await asyncio.gather(*releasing)
         cpu = meter.stop()
+    doubles = await double_assignments(ctx.redis_url, prefix)
     note = (
-        f"{CLAIMERS} claimers, each claim followed by a release; "
+        f"{CLAIMERS} claimers; {RELEASERS} more connections release each claimed agent; "
         f"CPU (cores) server {cpu['server']:.2f}, redis {cpu['redis']:.2f}, "
         f"bench {cpu['bench']:.2f}"
     )
@@ -122,4 +170,5 @@ async def run(ctx: Context) -> None:
         Result("acd", "claim p99", percentile(claims, 99), "ms", "<= 10"),
         Result("acd", "release p99", percentile(releases, 99), "ms"),
         Result("acd", "claims refused", float(len(refusals)), "", "<= 0"),
+        Result("acd", "double assignments (from the log)", float(doubles), "", "<= 0"),
     )
