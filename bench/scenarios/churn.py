@@ -26,7 +26,7 @@ import gc
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,12 +146,12 @@ async def one_run(
     ctx: Context,
     label: str,
     count: int,
-    drive: Callable[[list[Agent], Tally], Any],
+    drive: Callable[[list[Agent], Tally], Awaitable[float]],
     targets: bool,
 ) -> None:
     """Connect ``count`` agents and the monitors to a fresh server, let
-    ``drive`` load it, and add the run's results under ``label`` (with the
-    issue's targets when ``targets``)."""
+    ``drive`` load it (it returns the seconds its rate is over), and add the
+    run's results under ``label`` (with the issue's targets when ``targets``)."""
     tally = Tally()
     async with server_under_test(ctx.redis_url, new_prefix()) as server:
         agents = [Agent(f"c{i:04d}", tally, lambda _: None) for i in range(count)]
@@ -162,10 +162,8 @@ async def one_run(
         )
         meter = CpuMeter(server=server.pid, redis=await redis_pid(ctx.redis_url), bench=os.getpid())
         meter.start()
-        began = time.perf_counter()
         with collector_paused():
-            await drive(agents, tally)
-        elapsed = time.perf_counter() - began
+            elapsed = await drive(agents, tally)
         cpu = meter.stop()
         tally.expected = len(tally.acks) * MONITORS
         tally.check_caught_up()
@@ -228,12 +226,13 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def fixed_rate(seconds: float) -> Callable[[list[Agent], Tally], Any]:
-    async def drive(agents: list[Agent], tally: Tally) -> None:
+def fixed_rate(seconds: float) -> Callable[[list[Agent], Tally], Awaitable[float]]:
+    async def drive(agents: list[Agent], tally: Tally) -> float:
+        """``RATE`` changes/s for ``seconds``; over once every one is acked."""
         began = time.perf_counter()
-        due = 0
-        while (now := time.perf_counter()) - began < seconds:
-            target = int((now - began) * RATE)
+        due, total = 0, int(seconds * RATE)
+        while due < total:
+            target = min(total, int((time.perf_counter() - began) * RATE))
             while due < target:
                 # Stamped with when it was due, not when the loop got to it.
                 agents[due % len(agents)].change(began + due / RATE)
@@ -243,12 +242,16 @@ def fixed_rate(seconds: float) -> Callable[[list[Agent], Tally], Any]:
         async with asyncio.timeout(CATCH_UP):
             while len(tally.acks) < due and not tally.errors:  # noqa: ASYNC110 - acks arrive by callback
                 await asyncio.sleep(TICK)
+        # The rate is over the schedule: every change sent in it was acked.
+        return seconds
 
     return drive
 
 
-def closed_loop(seconds: float) -> Callable[[list[Agent], Tally], Any]:
-    async def drive(agents: list[Agent], tally: Tally) -> None:
+def closed_loop(seconds: float) -> Callable[[list[Agent], Tally], Awaitable[float]]:
+    async def drive(agents: list[Agent], tally: Tally) -> float:
+        """As fast as acks come back, for ``seconds`` and the last acks."""
+        began = time.perf_counter()
         stopping = False
         in_flight = len(agents)
         done = asyncio.Event()
@@ -268,6 +271,7 @@ def closed_loop(seconds: float) -> Callable[[list[Agent], Tally], Any]:
         await asyncio.sleep(seconds)
         stopping = True
         await asyncio.wait_for(done.wait(), CATCH_UP)
+        return time.perf_counter() - began
 
     return drive
 
