@@ -21,6 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.lean_ws import LeanSocket, lean_connect
 from client_sdk.protocol import MSGPACK, decode, encode
 from server.auth import issue
+from server.presence import Event
+from server.store import Store
 from tests.processes import ServerProcess, presence_server
 
 COMPANY = "bench"
@@ -247,3 +249,19 @@ async def routable_count(http_url: str) -> int:
         response = await client.get("/v1/agents", params={"routable": "true", "order": "idle"})
         response.raise_for_status()
         return len(response.json()["agents"])
+
+
+@contextlib.asynccontextmanager
+async def bench_store(redis_url: str, prefix: str) -> AsyncIterator[Store]:
+    """The store of the server under test (its key prefix), for filling and checking."""
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield Store(client, prefix=prefix)
+    finally:
+        await client.aclose()
+
+
+async def logged_events(redis_url: str, prefix: str) -> list[Event]:
+    """The bench company's whole log."""
+    async with bench_store(redis_url, prefix) as store:
+        return await store.events(COMPANY)

@@ -29,6 +29,19 @@ class Recorder:
         return [item * 10 for item in items]
 
 
+async def holding_first_batch(
+    max_batch: int, max_in_flight: int = 1
+) -> tuple[Recorder, Coalescer[int, int], asyncio.Task[int]]:
+    """A coalescer whose first batch (``[1]``) has started and is held there."""
+    runner = Recorder()
+    coalescer = Coalescer(runner, max_batch=max_batch, max_in_flight=max_in_flight)
+    runner.release.clear()
+    first = asyncio.create_task(coalescer.submit("acme", 1))
+    await runner.started.wait()
+    runner.started.clear()
+    return runner, coalescer, first
+
+
 async def test_a_lone_request_runs_at_once_alone() -> None:
     runner = Recorder()
     coalescer = Coalescer(runner, max_batch=8, max_in_flight=1)
@@ -37,11 +50,7 @@ async def test_a_lone_request_runs_at_once_alone() -> None:
 
 
 async def test_requests_arriving_during_a_batch_go_together_in_the_next() -> None:
-    runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=3, max_in_flight=1)
-    runner.release.clear()
-    first = asyncio.create_task(coalescer.submit("acme", 1))
-    await runner.started.wait()
+    runner, coalescer, first = await holding_first_batch(3, 1)
     later = [asyncio.create_task(coalescer.submit("acme", n)) for n in range(2, 7)]
     await asyncio.sleep(0)  # let them all queue behind the held batch
     runner.release.set()
@@ -51,11 +60,7 @@ async def test_requests_arriving_during_a_batch_go_together_in_the_next() -> Non
 
 
 async def test_a_failing_batch_fails_only_its_callers() -> None:
-    runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=2, max_in_flight=1)
-    runner.release.clear()
-    held = asyncio.create_task(coalescer.submit("acme", 1))
-    await runner.started.wait()
+    runner, coalescer, held = await holding_first_batch(2, 1)
     failing = [asyncio.create_task(coalescer.submit("acme", n)) for n in (-1, 2)]
     after = asyncio.create_task(coalescer.submit("acme", 3))
     await asyncio.sleep(0)
@@ -68,11 +73,7 @@ async def test_a_failing_batch_fails_only_its_callers() -> None:
 
 
 async def test_a_caller_that_gives_up_leaves_the_others_their_results() -> None:
-    runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=8, max_in_flight=1)
-    runner.release.clear()
-    held = asyncio.create_task(coalescer.submit("acme", 1))
-    await runner.started.wait()
+    runner, coalescer, held = await holding_first_batch(8, 1)
     impatient = asyncio.create_task(coalescer.submit("acme", 2))
     patient = asyncio.create_task(coalescer.submit("acme", 3))
     await asyncio.sleep(0)
@@ -83,12 +84,7 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_results() -> None:
 
 
 async def test_keys_batch_apart_and_do_not_wait_for_each_other() -> None:
-    runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=8, max_in_flight=1)
-    runner.release.clear()
-    held = asyncio.create_task(coalescer.submit("acme", 1))
-    await runner.started.wait()
-    runner.started.clear()
+    runner, coalescer, held = await holding_first_batch(8, 1)
     other = asyncio.create_task(coalescer.submit("globex", 2))
     # globex's batch starts while acme's is still held.
     await asyncio.wait_for(runner.started.wait(), seconds(5))
@@ -98,12 +94,7 @@ async def test_keys_batch_apart_and_do_not_wait_for_each_other() -> None:
 
 
 async def test_up_to_max_in_flight_batches_run_at_once_then_requests_wait() -> None:
-    runner = Recorder()
-    coalescer = Coalescer(runner, max_batch=8, max_in_flight=2)
-    runner.release.clear()
-    first = asyncio.create_task(coalescer.submit("acme", 1))
-    await runner.started.wait()
-    runner.started.clear()
+    runner, coalescer, first = await holding_first_batch(8, 2)
     second = asyncio.create_task(coalescer.submit("acme", 2))
     # A second batch leaves at once, though the first is still in flight ...
     await asyncio.wait_for(runner.started.wait(), seconds(5))

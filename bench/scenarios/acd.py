@@ -19,13 +19,14 @@ import os
 import time
 
 import httpx
-import redis.asyncio as aioredis
 
 from bench.common import (
     COMPANY,
     Context,
     CpuMeter,
     Result,
+    bench_store,
+    logged_events,
     new_prefix,
     p50,
     percentile,
@@ -35,7 +36,6 @@ from bench.common import (
 )
 from bench.lean_http import LeanHttp
 from bench.log_query import bounded
-from server.store import Store
 
 CLAIMERS = 8
 #: Connections ending calls, apart from the claimers: in a contact center the
@@ -44,16 +44,12 @@ RELEASERS = 8
 
 
 async def fill(redis_url: str, prefix: str, count: int) -> None:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    store = Store(client, prefix=prefix)
     now = int(time.time() * 1000)
-    try:
+    async with bench_store(redis_url, prefix) as store:
         await bounded(
             store.hello(COMPANY, f"a{i:05d}", conn=f"bench/{i}", now=now + i, status="available")
             for i in range(count)
         )
-    finally:
-        await client.aclose()
 
 
 async def claimer(
@@ -91,14 +87,9 @@ async def releaser(base: str, releases: list[float], calls: asyncio.Queue[str | 
 async def double_assignments(redis_url: str, prefix: str) -> int:
     """Claims of an agent that was already occupied, read from the log: per
     agent, ``occupying`` and ``releasing`` must alternate."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        events = await Store(client, prefix=prefix).events(COMPANY)
-    finally:
-        await client.aclose()
     occupied: set[str] = set()
     doubles = 0
-    for event in events:
+    for event in await logged_events(redis_url, prefix):
         if event.value == "occupying":
             doubles += event.agent in occupied
             occupied.add(event.agent)

@@ -12,19 +12,17 @@ from __future__ import annotations
 import asyncio
 import time
 
-import redis.asyncio as aioredis
-
 from bench.common import (
     COMPANY,
     Context,
     Result,
+    bench_store,
     gather_bounded,
     lean_agent,
     new_prefix,
     routable_count,
     server_under_test,
 )
-from server.store import Store
 
 #: Give up on the cleanup after this long (the target is 10 s).
 CLEANUP_WITHIN = 60.0
@@ -33,33 +31,29 @@ CLEANUP_WITHIN = 60.0
 async def run(ctx: Context) -> None:
     count = 500 if ctx.quick else 2000
     prefix = new_prefix()
-    client = aioredis.Redis.from_url(ctx.redis_url, decode_responses=True)
-    store = Store(client, prefix=prefix)
-    try:
-        async with (
-            server_under_test(ctx.redis_url, prefix) as survivor,
-            server_under_test(ctx.redis_url, prefix) as victim,
-        ):
-            sockets = await gather_bounded(
-                count, 200, lambda i: lean_agent(victim.agent_url, f"f{i:05d}")
-            )
-            _, cursor = await store.head(COMPANY)
-            victim.process.kill()
-            killed = time.perf_counter()
-            lost: set[str] = set()
-            async with asyncio.timeout(CLEANUP_WITHIN):
-                while len(lost) < count:
-                    for event in await store.events(COMPANY, after=cursor):
-                        cursor = str(event.id)
-                        if event.value == "disconnected" and event.reason == "server-lost":
-                            lost.add(event.agent)
-                    await asyncio.sleep(0.05)
-            cleaned = time.perf_counter() - killed
-            still_routable = await routable_count(survivor.http_url)
-            for socket in sockets:
-                socket.close()
-    finally:
-        await client.aclose()
+    async with (
+        bench_store(ctx.redis_url, prefix) as store,
+        server_under_test(ctx.redis_url, prefix) as survivor,
+        server_under_test(ctx.redis_url, prefix) as victim,
+    ):
+        sockets = await gather_bounded(
+            count, 200, lambda i: lean_agent(victim.agent_url, f"f{i:05d}")
+        )
+        _, cursor = await store.head(COMPANY)
+        victim.process.kill()
+        killed = time.perf_counter()
+        lost: set[str] = set()
+        async with asyncio.timeout(CLEANUP_WITHIN):
+            while len(lost) < count:
+                for event in await store.events(COMPANY, after=cursor):
+                    cursor = str(event.id)
+                    if event.value == "disconnected" and event.reason == "server-lost":
+                        lost.add(event.agent)
+                await asyncio.sleep(0.05)
+        cleaned = time.perf_counter() - killed
+        still_routable = await routable_count(survivor.http_url)
+        for socket in sockets:
+            socket.close()
     ctx.add(
         Result(
             "failover",

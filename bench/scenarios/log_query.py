@@ -11,12 +11,12 @@ import random
 import time
 
 import httpx
-import redis.asyncio as aioredis
 
 from bench.common import (
     COMPANY,
     Context,
     Result,
+    bench_store,
     new_prefix,
     p50,
     percentile,
@@ -24,7 +24,6 @@ from bench.common import (
     token,
 )
 from bench.log_query import DAY_MS, fill
-from server.store import Store
 
 EVENTS = 20
 QUERIES = 200
@@ -33,25 +32,21 @@ QUERIES = 200
 async def run(ctx: Context) -> None:
     count = 1000 if ctx.quick else 5000
     prefix = new_prefix()
-    client = aioredis.Redis.from_url(ctx.redis_url, decode_responses=True)
-    store = Store(client, prefix=prefix)
     agents = [f"agent-{n:05d}" for n in range(count)]
     day = int(time.time() * 1000) // DAY_MS * DAY_MS
-    try:
+    async with bench_store(ctx.redis_url, prefix) as store:
         start = int(time.time() * 1000)
         began = time.perf_counter()
         await fill(store, agents, EVENTS, day)
         took = time.perf_counter() - began
         end = int(time.time() * 1000) + 1
-        length = await client.xlen(store.stream_key(COMPANY))
+        length = await store.redis.xlen(store.stream_key(COMPANY))
         picked = random.Random(7).choices(agents, k=QUERIES)
         direct: list[float] = []
         for name in picked:
             t0 = time.perf_counter()
             await store.log(COMPANY, agent=name, start_ms=start, end_ms=end)
             direct.append((time.perf_counter() - t0) * 1000)
-    finally:
-        await client.aclose()
     over_http: list[float] = []
     async with server_under_test(ctx.redis_url, prefix) as server:
         headers = {"Authorization": f"Bearer {token('sup', role='supervisor')}"}

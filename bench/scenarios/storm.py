@@ -13,20 +13,17 @@ import os
 import time
 from collections import Counter
 
-import redis.asyncio as aioredis
-
 from bench.common import (
-    COMPANY,
     Context,
     CpuMeter,
     Result,
     lean_agent,
+    logged_events,
     new_prefix,
     redis_pid,
     routable_count,
     server_under_test,
 )
-from server.store import Store
 
 #: How long the ACD query may take to show everyone once all are welcomed.
 VISIBLE_WITHIN = 30.0
@@ -34,11 +31,7 @@ VISIBLE_WITHIN = 30.0
 
 async def connected_events(redis_url: str, prefix: str) -> Counter[str]:
     """Per agent, the ``connected`` events in the company's log."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        events = await Store(client, prefix=prefix).events(COMPANY)
-    finally:
-        await client.aclose()
+    events = await logged_events(redis_url, prefix)
     return Counter(event.agent for event in events if event.value == "connected")
 
 
