@@ -90,15 +90,20 @@ class Hub:
 
     def dispatch(self, company: str, payload: dict[str, Any]) -> None:
         """Act on one applied change: a script result or a published copy of one."""
-        changes = parse_changes(payload)
         origin, ended = payload.get("origin") or None, payload.get("ended_conn")
-        if ended and ended != origin and ended in self._by_conn:
+        closing = self._by_conn.get(ended) if ended and ended != origin else None
+        holder = self._by_agent.get((company, payload["agent"]))
+        if holder is not None and holder.conn_id in (origin, ended):
+            holder = None
+        if closing is None and holder is None:
+            return  # the usual case: a console's own change, answered by its ack
+        changes = parse_changes(payload)
+        if closing is not None:
             reason = next(
                 (e.reason for e, _ in changes if e.value == "disconnected" and e.reason), ""
             )
-            self._by_conn[ended].end(CLOSE_CODE_FOR_REASON.get(reason, CloseCode.NORMAL), reason)
-        holder = self._by_agent.get((company, payload["agent"]))
-        if holder is not None and holder.conn_id not in (origin, ended):
+            closing.end(CLOSE_CODE_FOR_REASON.get(reason, CloseCode.NORMAL), reason)
+        if holder is not None:
             for event, state in changes:
                 holder.push_state(event, state)
 
