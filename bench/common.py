@@ -10,7 +10,7 @@ import resource
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from server.auth import issue
 from server.presence import Event
 from server.store import Store
 from tests.processes import ServerProcess, presence_server
+from tests.redis_server import private_redis
 
 COMPANY = "bench"
 SECRET = "bench-secret-" + "x" * 32
@@ -78,6 +79,17 @@ def raise_fd_limit() -> int:
 
 def token(sub: str, role: str = "agent") -> str:
     return issue(SECRET, company=COMPANY, sub=sub, role=role, now=int(time.time()), ttl=86_400)
+
+
+@contextlib.contextmanager
+def redis_url() -> Iterator[str]:
+    """``PRESENCE_BENCH_REDIS_URL`` if set, else a private Valkey for the run."""
+    url = os.environ.get("PRESENCE_BENCH_REDIS_URL")
+    if url:
+        yield url
+        return
+    with private_redis("valkey") as private:
+        yield private
 
 
 def new_prefix() -> str:

@@ -20,8 +20,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench.common import Context, Result, delete_prefix, raise_fd_limit
-from bench.log_query import redis_url
+from bench.common import Context, Result, delete_prefix, raise_fd_limit, redis_url
 from bench.scenarios import acd, churn, failover, idle, log_query, redis_xadd, sdk, storm
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {

@@ -34,8 +34,8 @@ from bench.common import (
     server_under_test,
     token,
 )
+from bench.fill import bounded
 from bench.lean_http import LeanHttp
-from bench.log_query import bounded
 
 CLAIMERS = 8
 #: Connections ending calls, apart from the claimers: in a contact center the

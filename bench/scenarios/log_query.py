@@ -1,8 +1,9 @@
 """log_query: one agent's day of events among N agents' history (target < 100 ms).
 
-Fills the log as ``bench/log_query.py`` does (its ``fill``: ``--events`` 20 per
-agent, interleaved), then times ``GET /v1/agents/{a}/events?from=&to=`` for
-random agents against ``python -m server``, and ``store.log`` directly.
+Fills the log with ``bench/fill.py`` (20 events per agent, interleaved), then
+times ``GET /v1/agents/{a}/events?from=&to=`` for random agents against
+``python -m server``, ``store.log`` for the same agents directly, and the
+company's whole window paged 1,000 entries at a time.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ from bench.common import (
     server_under_test,
     token,
 )
-from bench.log_query import DAY_MS, fill
+from bench.fill import DAY_MS, fill
 
 EVENTS = 20
 QUERIES = 200
+#: Pages of the company's window read in a row (1,000 entries each).
+COMPANY_PAGES = 20
 
 
 async def run(ctx: Context) -> None:
@@ -47,6 +50,12 @@ async def run(ctx: Context) -> None:
             t0 = time.perf_counter()
             await store.log(COMPANY, agent=name, start_ms=start, end_ms=end)
             direct.append((time.perf_counter() - t0) * 1000)
+        pages: list[float] = []
+        after: str | None = None
+        while len(pages) < COMPANY_PAGES and (after is not None or not pages):
+            t0 = time.perf_counter()
+            _, after = await store.log(COMPANY, after=after, start_ms=start, end_ms=end, limit=1000)
+            pages.append((time.perf_counter() - t0) * 1000)
     over_http: list[float] = []
     async with server_under_test(ctx.redis_url, prefix) as server:
         headers = {"Authorization": f"Bearer {token('sup', role='supervisor')}"}
@@ -69,6 +78,12 @@ async def run(ctx: Context) -> None:
         ),
         Result(
             "log_query", f"store.log(agent, day) p99 ({count} agents)", percentile(direct, 99), "ms"
+        ),
+        Result(
+            "log_query",
+            f"store.log(company, 1000 a page) p99 ({len(pages)} pages)",
+            percentile(pages, 99),
+            "ms",
         ),
         Result("log_query", f"GET agent's day p50 ({count} agents)", p50(over_http), "ms"),
         Result(
