@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import secrets
 import socket
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -36,9 +35,6 @@ from server.runtime import Runtime
 from server.store import Store
 from server.wsproto import PresenceWebSocketProtocol
 
-#: Allocations between young collections (CPython's default is 700).
-GC_YOUNG_THRESHOLD: Final = 20_000
-
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
 
 log = logging.getLogger("presence")
@@ -60,21 +56,6 @@ async def prometheus_metrics(request: Request) -> Response:
     runtime: Runtime = request.app.state.runtime
     body = generate_latest(runtime.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
-
-
-def tune_garbage_collector() -> None:
-    """Keep the collector's pauses out of the latency tail.
-
-    A full collection walks every live object: with the server's modules and a
-    few thousand sockets that took 50-140 ms under churn, stalling every
-    socket at once (``bench/``: the churn run's p99). What is loaded by now is
-    never garbage, so it is frozen out of all collections; and the young
-    generation is collected less often, so short-lived objects die by
-    reference count before they can be promoted and trigger full collections.
-    """
-    gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
@@ -128,7 +109,6 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await subscribed.wait()
-        tune_garbage_collector()
         log.info("instance %s ready (key prefix %r)", instance, settings.key_prefix)
         try:
             yield
