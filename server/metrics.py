@@ -10,8 +10,9 @@
     Latency of one write (``lua/apply.lua``: ``hello``, ``status``, ``disconnect``…),
     its retries included, failed writes too.
 ``presence_pubsub_lag_seconds`` — histogram
-    Other instances' changes: from the entry entering the log (its stream id, on
-    Redis's clock) to this instance hearing of it over pub/sub.
+    Changes another instance published because they concern a connection here
+    (a push, a kick, a replacement): from the entry entering the log (its stream
+    id, on Redis's clock) to this instance hearing of it over pub/sub.
 ``presence_monitor_queue_depth`` — gauge
     Frames waiting in the monitors' queues, summed, at scrape time.
 ``presence_redis_errors_total`` — counter, label ``where``
@@ -107,7 +108,8 @@ class Metrics(Observer):
         )
         self.pubsub_lag_seconds = Histogram(
             "presence_pubsub_lag_seconds",
-            "From an entry's append to its receipt over pub/sub, for other instances' changes.",
+            "From an entry's append to its receipt over pub/sub, for other instances' changes "
+            "concerning this one's connections.",
             buckets=LAG_BUCKETS,
             registry=registry,
         )
