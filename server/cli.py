@@ -50,8 +50,9 @@ def tune_garbage_collector() -> None:
     """Keep the collector's pauses out of the latency tail.
 
     A full collection walks every live object: with the server's modules and a
-    few thousand sockets that took 50-140 ms under churn, stalling every
-    socket at once (``bench/``: the churn run's p99). What is loaded by now is
+    few thousand sockets that took up to ~120 ms under churn, stalling every
+    socket at once; with this, the churn bench's servers ran one full collection
+    where they ran four or five (``bench/probes`` logs them). What is loaded by now is
     never garbage, so it is frozen out of all collections; and the young
     generation is collected less often, so short-lived objects die by
     reference count before they can be promoted and trigger full collections.
