@@ -22,7 +22,7 @@ from client_sdk.monitor import (
     apply_event,
     apply_snapshot,
 )
-from client_sdk.protocol import CloseCode, ErrorCode
+from presence_protocol import CloseCode, ErrorCode
 
 __all__ = [
     "AcdClient",

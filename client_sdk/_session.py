@@ -30,8 +30,9 @@ from websockets.typing import Subprotocol
 from client_sdk._wire import ClosesOnExit, TokenSource, request_error, resolve_token
 from client_sdk.backoff import should_reconnect
 from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
-from client_sdk.protocol import SUBPROTOCOLS, FrameError
-from client_sdk.protocol import decode as decode_frame
+from presence_protocol import SUBPROTOCOLS
+from presence_protocol.codec import FrameError
+from presence_protocol.codec import decode as decode_frame
 
 __all__ = ["OutOfSync", "ReconnectingSession"]
 

@@ -15,8 +15,8 @@ from typing import Any, Self
 from websockets.asyncio.client import ClientConnection
 
 from client_sdk.errors import RequestError
-from client_sdk.protocol import MSGPACK, ErrorCode
-from client_sdk.protocol import encode as encode_frame
+from presence_protocol import MSGPACK, ErrorCode
+from presence_protocol.codec import encode as encode_frame
 
 __all__ = ["ClosesOnExit", "TokenSource", "request_error", "resolve_token", "send"]
 

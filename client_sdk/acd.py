@@ -25,7 +25,7 @@ import httpx
 
 from client_sdk._wire import ClosesOnExit, TokenSource, request_error, resolve_token
 from client_sdk.errors import ConnectionLost, ProtocolError, RequestError
-from client_sdk.protocol import IDENTIFIER, ErrorCode
+from presence_protocol import IDENTIFIER, ErrorCode
 
 __all__ = ["AcdClient", "Change"]
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random as _random
 from collections.abc import Callable, Iterator
 
-from client_sdk.protocol import CloseCode, is_terminal
+from presence_protocol import CloseCode, is_terminal
 
 __all__ = ["exponential_backoff", "should_reconnect"]
 

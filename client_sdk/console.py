@@ -34,8 +34,9 @@ from client_sdk._session import ReconnectingSession
 from client_sdk._wire import TokenSource, request_error, send
 from client_sdk.backoff import exponential_backoff
 from client_sdk.errors import ConnectionLost, ProtocolError, SessionClosed
-from client_sdk.protocol import MSGPACK, STATUS_VALUE, ErrorCode, FrameError
-from client_sdk.protocol import decode as decode_frame
+from presence_protocol import MSGPACK, STATUS_VALUE, ErrorCode
+from presence_protocol.codec import FrameError
+from presence_protocol.codec import decode as decode_frame
 
 __all__ = ["Ack", "AgentConsole", "Welcome"]
 

@@ -16,7 +16,7 @@ then unknown.
 
 from __future__ import annotations
 
-from client_sdk.protocol import ErrorCode
+from presence_protocol import ErrorCode
 
 __all__ = ["ConnectionLost", "PresenceError", "ProtocolError", "RequestError", "SessionClosed"]
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -42,8 +41,9 @@ from client_sdk._session import OutOfSync, ReconnectingSession
 from client_sdk._wire import TokenSource, send
 from client_sdk.backoff import exponential_backoff
 from client_sdk.errors import ProtocolError
-from client_sdk.protocol import IDENTIFIER, MSGPACK, FrameError, is_terminal
-from client_sdk.protocol import decode as decode_frame
+from presence_protocol import IDENTIFIER, MSGPACK, is_stream_id, is_terminal, stream_id_key
+from presence_protocol.codec import FrameError
+from presence_protocol.codec import decode as decode_frame
 
 __all__ = [
     "Cursor",
@@ -59,8 +59,6 @@ logger = logging.getLogger("client_sdk")
 #: A view of the agents: each agent's state (spec §2) under its id.
 View = dict[str, dict[str, Any]]
 
-#: A Redis stream entry id: milliseconds, a hyphen, a sequence number.
-_STREAM_ID: Final = re.compile(r"([0-9]+)-([0-9]+)")
 #: The monitor sends one request per connection, ``subscribe``.
 _SUBSCRIBE_REF: Final = 1
 
@@ -78,9 +76,7 @@ class Cursor:
 
     def __post_init__(self) -> None:
         # Checked here so a bad stored cursor fails where it is built, not at a reconnect.
-        if not isinstance(self.epoch, str) or not (
-            isinstance(self.id, str) and _STREAM_ID.fullmatch(self.id)
-        ):
+        if not isinstance(self.epoch, str) or not is_stream_id(self.id):
             raise ValueError(f"not a cursor: epoch {self.epoch!r}, id {self.id!r}")
 
     def follows(self, other: Cursor) -> bool:
@@ -92,7 +88,7 @@ class Cursor:
         """
         if self.epoch != other.epoch:
             raise ValueError(f"cursors of epochs {self.epoch!r} and {other.epoch!r} don't compare")
-        return _entry(self.id) > _entry(other.id)
+        return stream_id_key(self.id) > stream_id_key(other.id)
 
     def to_wire(self) -> dict[str, str]:
         """The cursor as frames carry it."""
@@ -168,13 +164,6 @@ def _agent_of(state: object) -> str:
     if not isinstance(agent, str):
         raise ValueError(f"an agent state needs an agent id: {state!r}")
     return agent
-
-
-def _entry(stream_id: str) -> tuple[int, int]:
-    match = _STREAM_ID.fullmatch(stream_id)
-    if match is None:
-        raise ValueError(f"{stream_id!r} is not a stream entry id")
-    return int(match[1]), int(match[2])
 
 
 # The monitor.

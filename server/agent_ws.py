@@ -32,15 +32,8 @@ from typing import Any, Final
 
 from starlette.websockets import WebSocket
 
-from client_sdk.protocol import (
-    ACTIVITY_VALUES,
-    IDENTIFIER,
-    STATUS_VALUE,
-    CloseCode,
-    ErrorCode,
-    FrameError,
-    decode,
-)
+from presence_protocol import ACTIVITY_VALUES, IDENTIFIER, STATUS_VALUE, CloseCode, ErrorCode
+from presence_protocol.codec import FrameError, decode
 from server.auth import Identity
 from server.connection import Connection, ServerClosed, accept, valid_ref
 from server.deferred import Disconnection
@@ -50,23 +43,20 @@ from server.presence import AgentState, Event
 from server.ratelimit import RateLimiter, Verdict
 from server.runtime import Runtime
 from server.store import Outcome, now_ms
-from server.wsproto import HEARTBEAT_TIMEOUT
+from server.websocket_protocol import HEARTBEAT_TIMEOUT
 
 __all__ = ["agent_endpoint"]
 
 log = logging.getLogger("presence.agent")
-
-#: 1013 "try again later": the store is down, the console should reconnect.
-TRY_AGAIN_LATER: Final = 1013
 
 
 def disconnect_reason(code: int, reason: str) -> str:
     """The log's reason for a socket the console (or the network) ended."""
     if (code, reason) == HEARTBEAT_TIMEOUT:
         return "heartbeat-timeout"
-    if code == 1006:
+    if code == CloseCode.ABNORMAL:
         return "transport-closed"
-    if code in (1002, 1003, 1007, 1009):
+    if code in (1002, 1003, 1007, CloseCode.MESSAGE_TOO_BIG):  # RFC 6455's protocol errors
         return "protocol-error"
     return "client-closed"
 
@@ -171,13 +161,13 @@ class AgentConnection(Connection):
         except STORE_ERRORS:
             await self.release()
             await self.error(None, ErrorCode.STORE_UNAVAILABLE, "the store is unavailable")
-            await self.close(TRY_AGAIN_LATER, "store-unavailable")
+            await self.close(CloseCode.TRY_AGAIN_LATER, "store-unavailable")
             return
         except StaleConnection:
             # The session changed hands while we looked (or we are draining):
             # nothing was applied; the console tries again.
             await self.release()
-            await self.close(TRY_AGAIN_LATER, "retry")
+            await self.close(CloseCode.TRY_AGAIN_LATER, "retry")
             return
         self.session, self.segments = outcome.session, identity.segments
         self.status = outcome.state.status if outcome.state else None
@@ -271,7 +261,9 @@ class AgentConnection(Connection):
             while True:
                 frame = await self.receive()
                 if isinstance(frame, dict):
-                    record = disconnect_reason(frame.get("code", 1006), frame.get("reason") or "")
+                    record = disconnect_reason(
+                        frame.get("code", CloseCode.ABNORMAL), frame.get("reason") or ""
+                    )
                     break
                 try:
                     said_bye = await self.handle(frame)

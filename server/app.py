@@ -33,7 +33,7 @@ from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
-from server.wsproto import PresenceWebSocketProtocol
+from server.websocket_protocol import PresenceWebSocketProtocol
 
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
 

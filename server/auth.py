@@ -13,7 +13,7 @@ from typing import Any, Final
 
 import jwt
 
-from client_sdk.protocol import IDENTIFIER
+from presence_protocol import IDENTIFIER
 from server.errors import PresenceServerError
 
 __all__ = ["ROLES", "Identity", "TokenError", "issue", "verify"]

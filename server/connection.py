@@ -12,11 +12,12 @@ from typing import Any, Final
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from client_sdk.protocol import MSGPACK, SUBPROTOCOLS, CloseCode, ErrorCode, FrameError, decode
-from client_sdk.protocol import encode as encode_frame
+from presence_protocol import MSGPACK, SUBPROTOCOLS, CloseCode, ErrorCode
+from presence_protocol.codec import FrameError, decode
+from presence_protocol.codec import encode as encode_frame
 from server.auth import Identity, TokenError, verify
 from server.runtime import Runtime
-from server.wsproto import ABORT_EXTENSION, SEND_MANY_EXTENSION
+from server.websocket_protocol import ABORT_EXTENSION, SEND_MANY_EXTENSION
 
 __all__ = [
     "REF_MAX",

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from client_sdk.protocol import ErrorCode
+from presence_protocol import ErrorCode
 
 __all__ = ["PresenceServerError", "Refused", "StaleConnection", "StoreUnavailable"]
 

@@ -31,7 +31,7 @@ from typing import Any, Final, Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from client_sdk.protocol import encode
+from presence_protocol.codec import encode
 from server.presence import AgentState, Event
 from server.store import ORIGIN, SEGMENT_EVENTS, Store, id_key
 

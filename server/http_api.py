@@ -47,13 +47,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from client_sdk.protocol import (
+from presence_protocol import (
     ACD_VALUES,
     ACTIVITY_VALUES,
     IDENTIFIER,
     STATUS_VALUE,
     SYSTEM_VALUES,
     ErrorCode,
+    is_stream_id,
 )
 from server.auth import Identity, TokenError, verify
 from server.errors import Refused
@@ -100,8 +101,6 @@ MAX_LABEL: Final = 64
 MAX_EXCLUDE: Final = 1000
 COUNT: Final = re.compile(r"[1-9][0-9]{0,8}")
 MILLISECONDS: Final = re.compile(r"[0-9]{1,15}")
-#: 19 digits at most: Redis refuses an id part over 2**64 - 1.
-STREAM_ID: Final = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: The seed's export columns (Spanish, as the dashboard shows them) and their English.
@@ -528,7 +527,7 @@ async def events_response(request: Request, company: str, agent: str | None) -> 
         end_ms=query_time(request, "to", zone),
         session=query(request, "session", is_identifier, "a session id"),
     )
-    after = query(request, "after", lambda v: STREAM_ID.fullmatch(v) is not None, "an event id")
+    after = query(request, "after", is_stream_id, "an event id")
     store = runtime_of(request).store
     if output == "json":
         limit = query_count(request, "limit", MAX_EVENTS_LIMIT) or EVENTS_LIMIT

@@ -29,7 +29,7 @@ from typing import Any, Final, Protocol
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from client_sdk.protocol import CloseCode
+from presence_protocol import CloseCode
 from server.presence import AgentState, Event
 from server.store import Store, id_key, now_ms, parse_changes
 

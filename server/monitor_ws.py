@@ -18,13 +18,13 @@ cursor, and nobody else waits for it.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import deque
 from typing import Any, Final
 
 from starlette.websockets import WebSocket
 
-from client_sdk.protocol import IDENTIFIER, CloseCode, ErrorCode, FrameError, decode, encode
+from presence_protocol import IDENTIFIER, CloseCode, ErrorCode, is_stream_id
+from presence_protocol.codec import FrameError, decode, encode
 from server.connection import Connection, ServerClosed, accept, valid_ref
 from server.errors import StoreUnavailable
 from server.feed import CompanyFeed, EncodedFrame, event_frame, sees
@@ -34,9 +34,6 @@ from server.store import ORIGIN, id_key
 __all__ = ["monitor_endpoint"]
 
 MONITOR_ROLES: Final = frozenset({"supervisor", "admin"})
-STREAM_ID: Final = re.compile(r"\d{1,20}-\d{1,20}")
-#: 1012 "service restart": the log was recreated; subscribe again for a new snapshot.
-RESTART: Final = 1012
 #: How long a subscribe waits for the company's feed to load before
 #: answering store-unavailable.
 FEED_TIMEOUT: Final = 10.0
@@ -69,7 +66,7 @@ class MonitorConnection(Connection):
             self._queue_event(frames.key, frames.encoded(self.subprotocol))
 
     def restart(self) -> None:
-        self._give_up(RESTART, "the log was recreated; subscribe again")
+        self._give_up(CloseCode.SERVICE_RESTART, "the log was recreated; subscribe again")
 
     async def drain(self) -> None:
         self._giving_up = True
@@ -155,7 +152,7 @@ class MonitorConnection(Connection):
             isinstance(cursor, dict)
             and isinstance(cursor.get("epoch"), str)
             and isinstance(cursor.get("id"), str)
-            and STREAM_ID.fullmatch(cursor["id"])
+            and is_stream_id(cursor["id"])
         ):
             await self.error(ref, ErrorCode.BAD_REQUEST, "cursor must be {epoch, id}")
             return

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
-from client_sdk.protocol import ACD_VALUES, DEFAULT_STATUSES, ErrorCode
+from presence_protocol import ACD_VALUES, DEFAULT_STATUSES, ErrorCode
 from server.errors import Refused
 
 __all__ = [

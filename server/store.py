@@ -45,7 +45,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from client_sdk.protocol import DEFAULT_STATUSES, ErrorCode
+from presence_protocol import DEFAULT_STATUSES, ErrorCode
 from server.coalesce import Coalescer
 from server.errors import Refused, StaleConnection, StoreUnavailable
 from server.presence import DEFAULT_LABELS, AgentState, CompanyConfig, Event

@@ -18,16 +18,16 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from websockets.exceptions import InvalidState
 from websockets.http11 import Request
 
+from presence_protocol import CloseCode
+
 __all__ = [
     "ABORT_EXTENSION",
     "HEARTBEAT_TIMEOUT",
     "SEND_MANY_EXTENSION",
-    "TRANSPORT_LOST",
     "PresenceWebSocketProtocol",
 ]
 
-HEARTBEAT_TIMEOUT: Final = (1011, "keepalive ping timeout")
-TRANSPORT_LOST: Final = 1006
+HEARTBEAT_TIMEOUT: Final = (CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
 
 
 #: The scope extension through which the app may drop a socket at once.
@@ -74,5 +74,5 @@ class PresenceWebSocketProtocol(WebSocketsSansIOProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         no_close_frame = self.conn.close_rcvd is None and not self.close_sent
         if self.handshake_complete and not self.disconnected and no_close_frame:
-            self.queue.put_nowait({"type": "websocket.disconnect", "code": TRANSPORT_LOST})
+            self.queue.put_nowait({"type": "websocket.disconnect", "code": CloseCode.ABNORMAL})
         super().connection_lost(exc)
