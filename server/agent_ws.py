@@ -103,8 +103,7 @@ class AgentConnection(Connection):
         runtime = self.runtime
         if self.session is None or await runtime.store.state(self.company, self.agent):
             return  # not ours yet, or already back
-        outcome = await self.hello_again(restore=True)
-        runtime.hub.dispatch(self.company, outcome.published)
+        await self.hello_again(restore=True)
 
     async def hello_again(self, *, restore: bool) -> Outcome:
         """``hello`` for the session this connection already had: to take it back
@@ -172,7 +171,6 @@ class AgentConnection(Connection):
         self.session, self.segments = outcome.session, identity.segments
         self.status = outcome.state.status if outcome.state else None
         hub = runtime.hub
-        hub.dispatch(identity.company, outcome.published)
         hub.register(self)
         if runtime.draining:
             # It got in as the drain began: drained like the others, not dropped.
@@ -319,7 +317,6 @@ class AgentConnection(Connection):
                 )
             )
             return None
-        self.runtime.hub.dispatch(self.company, outcome.published)
         return outcome
 
     async def handle(self, payload: str | bytes) -> bool:
@@ -379,7 +376,6 @@ class AgentConnection(Connection):
             return
         except StaleConnection:
             raise ServerClosed(CloseCode.REPLACED, "replaced", None) from None
-        self.runtime.hub.dispatch(self.company, outcome.published)
         await self.ack(ref, outcome)
 
     async def apply(self, kind: str, value: str) -> Outcome:
@@ -406,7 +402,6 @@ class AgentConnection(Connection):
             await self.record_disconnect("session-replaced", end_session=True)
             return False
         log.warning("%s/%s: resumed a session declared lost", self.company, self.agent)
-        runtime.hub.dispatch(self.company, outcome.published)
         return True
 
     async def ack(self, ref: Any, outcome: Outcome | None) -> None:

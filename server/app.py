@@ -78,6 +78,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         metrics = Metrics()
         store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)
         hub = Hub(store)
+        store.on_applied = hub.dispatch
         liveness = Liveness(store, hub, settings.instance_ttl, settings.session_ttl)
         runtime = Runtime(
             settings,
@@ -85,7 +86,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             hub,
             Feeds(store),
             liveness,
-            Deferred(store, hub, liveness),
+            Deferred(store, liveness),
             secret,
             instance,
             metrics,

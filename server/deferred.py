@@ -16,7 +16,6 @@ from collections import deque
 from dataclasses import dataclass
 
 from server.errors import Refused, StaleConnection, StoreUnavailable
-from server.hub import Hub
 from server.instances import Liveness
 from server.store import Store
 
@@ -37,9 +36,8 @@ class Disconnection:
 
 
 class Deferred:
-    def __init__(self, store: Store, hub: Hub, liveness: Liveness) -> None:
+    def __init__(self, store: Store, liveness: Liveness) -> None:
         self.store = store
-        self.hub = hub
         self.liveness = liveness
         self._queue: deque[Disconnection] = deque()
         self._wake = asyncio.Event()
@@ -70,7 +68,7 @@ class Deferred:
 
     async def _write(self, item: Disconnection) -> bool:
         try:
-            outcome = await self.store.disconnect(
+            await self.store.disconnect(
                 item.company,
                 item.agent,
                 reason=item.reason,
@@ -83,7 +81,5 @@ class Deferred:
             pass  # the session moved on meanwhile (resumed elsewhere, cleaned up)
         except StoreUnavailable:
             return False
-        else:
-            self.hub.dispatch(item.company, outcome.published)
         await self.liveness.release(item.conn)
         return True

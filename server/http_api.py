@@ -2,9 +2,9 @@
 
 Every endpoint is decode → store → encode. :func:`authorize` checks the
 ``Authorization: Bearer`` token and its role (the company is always the
-token's, never the URL's); the store reads or applies; every applied change is
-handed to ``hub.dispatch`` so this instance's sockets hear of it at once (a kick
-closes the agent's socket with 4510; other instances hear through pub/sub).
+token's, never the URL's); the store reads or applies, and hands every applied
+change to the hub, so this instance's sockets hear of it at once (a kick closes
+the agent's socket with 4510; other instances hear through pub/sub).
 Refusals become ``{"error": {"code", "message"}}`` with the status of
 :data:`HTTP_STATUS`; :func:`api` does that for every endpoint. Shapes::
 
@@ -262,9 +262,8 @@ def required(body: Mapping[str, Any], name: str, ok: Callable[[str], bool], expe
 
 
 async def applied(request: Request, company: str, outcome: Outcome) -> JSONResponse:
-    """Tell this instance's sockets, then answer with what the change recorded."""
+    """Answer with what the change recorded (the store has told this instance's sockets)."""
     runtime = runtime_of(request)
-    runtime.hub.dispatch(company, outcome.published)
     state = outcome.state or await runtime.store.state(company, outcome.agent)
     # The script refuses a never-seen agent, so an applied change has one.
     assert state is not None

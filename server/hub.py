@@ -1,11 +1,11 @@
 """Where applied changes meet this instance's agent connections.
 
-Every change the store applies is dispatched here at once by the instance
-that applied it; when it concerns a connection held on another instance (a
-supervisor's or the ACD's change reaching another instance's agent, a console
-replaced through another instance), the store also publishes it through Redis
-pub/sub, and each instance dispatches the copies it did not write. For each
-change the hub
+The store hands every change it applies to :meth:`Hub.dispatch` at once
+(``Store.on_applied``), on the instance that applied it. When a change concerns
+a connection held on another instance (a supervisor's or the ACD's change
+reaching another instance's agent, a console replaced through another
+instance), the store also publishes it through Redis pub/sub, and each instance
+dispatches the copies it did not write. For each change the hub
 
 - closes the connection whose hold on the session the change ended, when that
   is not the connection that asked (a replacement: 4509; a kick: 4510) —
@@ -31,7 +31,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol import CloseCode
 from server.presence import AgentState, Event
-from server.store import Store, id_key, now_ms, parse_changes
+from server.store import Outcome, Store, id_key, now_ms
 
 __all__ = ["Hub", "LocalConnection"]
 
@@ -88,24 +88,33 @@ class Hub:
         if self._by_agent.get(key) is connection:
             del self._by_agent[key]
 
-    def dispatch(self, company: str, payload: dict[str, Any]) -> None:
-        """Act on one applied change: a script result or a published copy of one."""
-        origin, ended = payload.get("origin") or None, payload.get("ended_conn")
-        closing = self._by_conn.get(ended) if ended and ended != origin else None
-        holder = self._by_agent.get((company, payload["agent"]))
-        if holder is not None and holder.conn_id in (origin, ended):
-            holder = None
-        if closing is None and holder is None:
-            return  # the usual case: a console's own change, answered by its ack
-        changes = parse_changes(payload)
+    def dispatch(self, outcome: Outcome) -> None:
+        """Act on one applied change, this instance's or a published copy of another's."""
+        closing, holder = self._concerned(
+            outcome.company, outcome.agent, outcome.origin, outcome.ended_conn
+        )
         if closing is not None:
             reason = next(
-                (e.reason for e, _ in changes if e.value == "disconnected" and e.reason), ""
+                (e.reason for e, _ in outcome.changes if e.value == "disconnected" and e.reason),
+                "",
             )
             closing.end(CLOSE_CODE_FOR_REASON.get(reason, CloseCode.NORMAL), reason)
         if holder is not None:
-            for event, state in changes:
+            for event, state in outcome.changes:
                 holder.push_state(event, state)
+
+    def _concerned(
+        self, company: str, agent: str, origin: str | None, ended: str | None
+    ) -> tuple[LocalConnection | None, LocalConnection | None]:
+        """This instance's connections a change concerns: the one to close, whose
+        hold on the session another party ended, and the one to tell, which holds
+        the agent's session and did not ask. Usually neither: a console's own
+        change is answered by its ack."""
+        closing = self._by_conn.get(ended) if ended and ended != origin else None
+        holder = self._by_agent.get((company, agent))
+        if holder is not None and holder.conn_id in (origin, ended):
+            holder = None
+        return closing, holder
 
     async def listen(self, ready: asyncio.Event | None = None) -> None:
         """Dispatch other instances' changes until cancelled, resubscribing after
@@ -192,7 +201,13 @@ class Hub:
             if payload.get("instance") == self.store.instance:
                 return
             self._observe_lag(payload)
-            self.dispatch(self.store.company_of_channel(channel), payload)
+            company = self.store.company_of_channel(channel)
+            # Most copies concern no connection here: look before parsing them.
+            concerned = self._concerned(
+                company, payload["agent"], payload.get("origin") or None, payload.get("ended_conn")
+            )
+            if concerned != (None, None):
+                self.dispatch(Outcome.from_result(company, payload))
         except Exception:
             # One bad message must not stop presence for everyone else.
             log.exception("could not dispatch a published change")

@@ -172,7 +172,7 @@ class Liveness:
         for conn_id, where in held.items():
             company, _, agent = where.partition(" ")
             try:
-                outcome = await self.store.disconnect(
+                await self.store.disconnect(
                     company,
                     agent,
                     reason="server-lost",
@@ -183,7 +183,6 @@ class Liveness:
             except (StaleConnection, Refused):
                 pass  # the console came back elsewhere, or another sweeper was first
             else:
-                self.hub.dispatch(company, outcome.published)
                 cleaned += 1
             await redis.hdel(key, conn_id)
         if not await redis.hlen(key):

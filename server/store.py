@@ -36,7 +36,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, cast
@@ -95,14 +95,29 @@ def new_session_id(now_ms: int | None = None) -> str:
 class Outcome:
     """What one applied change did: its events, each with the state after it."""
 
+    company: str
     agent: str
     changes: list[tuple[Event, AgentState]]
     session: str | None = None
     resumed: bool = False
+    #: The connection that asked for the change (``None``: the ACD, a
+    #: supervisor, the server itself).
+    origin: str | None = None
     #: The connection whose hold on the session this change ended, if any.
     ended_conn: str | None = None
-    #: The script's result as published to every instance.
-    published: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_result(cls, company: str, result: dict[str, Any]) -> Outcome:
+        """The outcome a script run returned, or another instance published."""
+        return cls(
+            company=company,
+            agent=result["agent"],
+            changes=parse_changes(result),
+            session=result.get("session"),
+            resumed=bool(result.get("resumed")),
+            origin=result.get("origin") or None,
+            ended_conn=result.get("ended_conn") or None,
+        )
 
     @property
     def state(self) -> AgentState | None:
@@ -196,6 +211,9 @@ class Store:
     retry_for: float = 5.0
     #: Told of writes and Redis errors, for the metrics.
     observer: Observer = field(default_factory=Observer, repr=False)
+    #: Called with every applied change before the write returns: the hub's
+    #: :meth:`~server.hub.Hub.dispatch`, once the app has one.
+    on_applied: Callable[[Outcome], None] = field(default=lambda outcome: None, repr=False)
     _apply: Any = field(init=False, repr=False)
     _writes: Coalescer[list[str], str] = field(init=False, repr=False)
 
@@ -258,15 +276,11 @@ class Store:
             if result["error"] == "stale-connection":
                 raise StaleConnection(result["message"])
             raise Refused(ErrorCode(result["error"]), result["message"])
-        outcome = Outcome(
-            agent=result["agent"],
-            changes=parse_changes(result),
-            session=result.get("session"),
-            resumed=bool(result.get("resumed")),
-            ended_conn=result.get("ended_conn"),
-            published=result,
-        )
+        outcome = Outcome.from_result(company, result)
         self.observer.applied(outcome)
+        # Here, once, rather than at every write site: no caller can forget to
+        # tell this instance's sockets, and none is told before the log has it.
+        self.on_applied(outcome)
         return outcome
 
     async def _apply_batch(self, company: str, batch: Sequence[list[str]]) -> list[str]:
