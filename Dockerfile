@@ -10,6 +10,7 @@ RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY server ./server
 COPY client_sdk ./client_sdk
+COPY presence_protocol ./presence_protocol
 RUN /opt/venv/bin/pip install --no-cache-dir .
 
 
