@@ -619,7 +619,7 @@ async def test_csv_export(
 ) -> None:
     log, _, _ = await make_history(server, store)
     # Small pages, so the export spans several reads of the log.
-    monkeypatch.setattr(http_api, "CSV_PAGE", 2)
+    monkeypatch.setattr(http_api.export, "CSV_PAGE", 2)
     headers = auth(server, "supervisor")
 
     async def export(path: str, **params: str) -> httpx.Response:
