@@ -123,8 +123,8 @@ class Hub:
         while True:
             pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.psubscribe(self.store.changes_pattern())
-                await pubsub.subscribe(self.control_channel(self.store.instance))
+                await pubsub.psubscribe(self.store.keys.every_company_changes())
+                await pubsub.subscribe(self.store.keys.control(self.store.instance))
                 if ready is not None:
                     ready.set()
                 delay = 0.1
@@ -143,9 +143,6 @@ class Hub:
 
     # The control channel: one per instance, for questions to the instance itself.
 
-    def control_channel(self, instance: str) -> str:
-        return f"{self.store.prefix}control:{instance}"
-
     async def holds(self, instance: str, conn_id: str, patience: float) -> bool | None:
         """Ask ``instance`` whether it still holds ``conn_id``: its answer, or
         ``None`` when nobody answers within ``patience`` seconds — the instance is
@@ -163,7 +160,7 @@ class Hub:
             # Redis counts the subscribers that got it: none means no instance
             # listens there any more (its connection died with it).
             heard = await self.store.redis.publish(
-                self.control_channel(instance), json.dumps(question)
+                self.store.keys.control(instance), json.dumps(question)
             )
             if not heard:
                 return None
@@ -176,7 +173,7 @@ class Hub:
             self._questions.pop(question["id"], None)
 
     async def _answer(self, instance: str, reply: str) -> None:
-        await self.store.redis.publish(self.control_channel(instance), reply)
+        await self.store.redis.publish(self.store.keys.control(instance), reply)
 
     def _on_control(self, data: str) -> None:
         try:
@@ -201,7 +198,7 @@ class Hub:
             if payload.get("instance") == self.store.instance:
                 return
             self._observe_lag(payload)
-            company = self.store.company_of_channel(channel)
+            company = self.store.keys.company_of(channel)
             # Most copies concern no connection here: look before parsing them.
             concerned = self._concerned(
                 company, payload["agent"], payload.get("origin") or None, payload.get("ended_conn")

@@ -62,48 +62,39 @@ class Liveness:
         self.ttl = ttl
         #: How long a session lost with its instance stays resumable.
         self.session_ttl = session_ttl
-        prefix = store.prefix
-        self.instances_key = prefix + "instances"
-        self.conns_key = self.conns_key_of(self.instance)
-        #: Set once in Redis by the first instance; a different one means its data was lost.
-        self.stamp_key = prefix + "stamp"
+        self.keys = store.keys
         self.stamp: str | None = None
         #: What to do when Redis comes back empty: put this instance's sessions back.
         self.on_data_lost: Callable[[], Awaitable[None]] | None = None
         #: Ghost sessions cleaned by this instance (for the metrics).
         self.cleaned = 0
 
-    def alive_key(self, instance: str) -> str:
-        return f"{self.store.prefix}alive:{instance}"
-
-    def conns_key_of(self, instance: str) -> str:
-        return f"{self.store.prefix}conns:{instance}"
-
     async def prove_alive(self) -> bool:
         """Renew this instance's proof; False when Redis has lost its data since
         the last time (a restart without its disk: the stamp is gone)."""
         async with self.store.redis.pipeline(transaction=False) as pipe:
-            pipe.set(self.alive_key(self.instance), "1", px=int(self.ttl * 1000))
-            pipe.sadd(self.instances_key, self.instance)
-            pipe.set(self.stamp_key, os.urandom(8).hex(), nx=True)
-            pipe.get(self.stamp_key)
+            pipe.set(self.keys.alive(self.instance), "1", px=int(self.ttl * 1000))
+            pipe.sadd(self.keys.instances(), self.instance)
+            # Set once by the first instance; a different one means Redis lost its data.
+            pipe.set(self.keys.stamp(), os.urandom(8).hex(), nx=True)
+            pipe.get(self.keys.stamp())
             *_, stamp = await pipe.execute()
         kept = self.stamp is None or stamp == self.stamp
         self.stamp = stamp
         return kept
 
     async def is_alive(self, instance: str) -> bool:
-        return bool(await self.store.redis.exists(self.alive_key(instance)))
+        return bool(await self.store.redis.exists(self.keys.alive(instance)))
 
     async def hold(self, conn_id: str, company: str, agent: str) -> None:
-        await self.store.redis.hset(self.conns_key, conn_id, f"{company} {agent}")
+        await self.store.redis.hset(self.keys.conns(self.instance), conn_id, f"{company} {agent}")
 
     async def release(self, conn_id: str) -> None:
         """Unlist a connection whose disconnection is recorded (or was never ours)."""
         # Best effort: a listing left behind is found stale by a sweeper, and
         # the store refuses to record anything for it.
         with contextlib.suppress(*STORE_ERRORS):
-            await self.store.redis.hdel(self.conns_key, conn_id)
+            await self.store.redis.hdel(self.keys.conns(self.instance), conn_id)
 
     async def run(self) -> None:
         """Renew this instance's proof, and sweep for dead ones, until cancelled.
@@ -151,7 +142,7 @@ class Liveness:
 
     async def sweep(self) -> int:
         """Clean every dead instance's sessions; how many ``server-lost`` recorded."""
-        members = cast(set[str], await self.store.redis.smembers(self.instances_key))
+        members = cast(set[str], await self.store.redis.smembers(self.keys.instances()))
         cleaned = 0
         for instance in sorted(members - {self.instance}):
             if not await self.is_alive(instance) and not await self.answers(instance):
@@ -166,7 +157,7 @@ class Liveness:
 
     async def clean(self, instance: str) -> int:
         redis = self.store.redis
-        key = self.conns_key_of(instance)
+        key = self.keys.conns(instance)
         held = cast(dict[str, str], await redis.hgetall(key))
         cleaned = 0
         for conn_id, where in held.items():
@@ -186,7 +177,7 @@ class Liveness:
                 cleaned += 1
             await redis.hdel(key, conn_id)
         if not await redis.hlen(key):
-            await redis.srem(self.instances_key, instance)
+            await redis.srem(self.keys.instances(), instance)
         if cleaned:
             log.warning("instance %s is gone: %d sessions marked server-lost", instance, cleaned)
         self.cleaned += cleaned
@@ -195,4 +186,4 @@ class Liveness:
     async def leave(self) -> None:
         """Stop proving life: at once gone to the sweepers, who clean whatever a
         drain could not record (the rest was unlisted as it was recorded)."""
-        await self.store.redis.delete(self.alive_key(self.instance))
+        await self.store.redis.delete(self.keys.alive(self.instance))

@@ -36,7 +36,7 @@ async def trim_all(store: Store, retention_days: float, now_ms: int) -> int:
 
 async def retain(store: Store, retention_days: float) -> None:
     """Run rounds until cancelled."""
-    lease = store.prefix + "retention-lease"
+    lease = store.keys.retention_lease()
     while True:
         try:
             if await store.redis.set(lease, store.instance, nx=True, ex=ROUND_SECONDS):

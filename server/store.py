@@ -1,31 +1,6 @@
-"""The Redis store: the only module that knows key names and runs commands.
+"""The Redis store: the only module that runs Redis commands on presence data.
 
-Layout, for a key prefix ``P`` (``presence:`` by default) and company ``C``;
-every key carries the ``{C}`` hash tag so one company lives in one cluster slot:
-
-=============================  ======  ==============================================
-key                            type    holds
-=============================  ======  ==============================================
-``P{C}:events``                stream  the log: per event ``ts agent session type
-                                       value reason`` then the agent's state after it
-                                       (``connection status activity segments
-                                       since_* idle_since``); ``""`` is null
-``P{C}:epoch``                 string  changes whenever the stream is (re)created
-``P{C}:trimmed``               string  the last entry id retention dropped
-``P{C}:agent:<agent>``         hash    the agent's state (spec §2) and the connection
-                                       holding its session (``conn``)
-``P{C}:agent-log:<agent>``     stream  the agent's entry ids (the same ids), its index
-``P{C}:session:<id>``          hash    ``agent``; exists while the session is
-                                       resumable, expires ``session_ttl`` after a
-                                       disconnect
-``P{C}:idle``                  zset    routable agents scored by ``idle_since``
-``P{C}:idle:<segment>``        zset    the same, per segment
-``P{C}:agents``                set     every agent ever seen
-``P{C}:config``                hash    the company's settings (defaults when absent)
-``P{C}:changes``               pubsub  an applied change as JSON, when it concerns a
-                                       connection on another instance
-=============================  ======  ==============================================
-
+Key names come from :class:`~server.keys.Keys` (its docstring is the map).
 Writes go through ``lua/apply.lua`` only, so each change is atomic: precondition,
 state, log, indexes and publication together.
 """
@@ -48,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from presence_protocol import DEFAULT_STATUSES, ErrorCode
 from server.coalesce import Coalescer
 from server.errors import Refused, StaleConnection, StoreUnavailable
+from server.keys import Keys
 from server.presence import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
 __all__ = [
@@ -71,6 +47,9 @@ ORIGIN: Final = "0-0"
 WRITE_BATCH: Final = 64
 #: Script runs in flight at once per company.
 WRITES_IN_FLIGHT: Final = 4
+#: The write script, in the order its parts run as one script: the keys, then
+#: the writes that use them.
+WRITE_SCRIPT: Final = ("keys.lua", "apply.lua")
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -214,36 +193,19 @@ class Store:
     #: Called with every applied change before the write returns: the hub's
     #: :meth:`~server.hub.Hub.dispatch`, once the app has one.
     on_applied: Callable[[Outcome], None] = field(default=lambda outcome: None, repr=False)
+    #: Every key and channel name under ``prefix``.
+    keys: Keys = field(init=False)
     _apply: Any = field(init=False, repr=False)
     _writes: Coalescer[list[str], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        source = resources.files("server").joinpath("lua/apply.lua").read_text()
+        self.keys = Keys(self.prefix)
+        lua = resources.files("server").joinpath("lua")
+        source = "\n".join(lua.joinpath(part).read_text() for part in WRITE_SCRIPT)
         # register_script loads by SHA and retries with the source on NOSCRIPT,
         # which is what a restarted (or failed over) Redis answers.
         self._apply = self.redis.register_script(source)
         self._writes = Coalescer(self._apply_batch, WRITE_BATCH, WRITES_IN_FLIGHT)
-
-    # Key names (the module docstring is the map).
-
-    def company_prefix(self, company: str) -> str:
-        return f"{self.prefix}{{{company}}}:"
-
-    def stream_key(self, company: str) -> str:
-        return self.company_prefix(company) + "events"
-
-    def agent_key(self, company: str, agent: str) -> str:
-        return self.company_prefix(company) + "agent:" + agent
-
-    def changes_channel(self, company: str) -> str:
-        return self.company_prefix(company) + "changes"
-
-    def changes_pattern(self) -> str:
-        """Every company's changes channel, for PSUBSCRIBE."""
-        return self.prefix + "{*}:changes"
-
-    def company_of_channel(self, channel: str) -> str:
-        return channel[len(self.prefix) + 1 : channel.index("}:", len(self.prefix))]
 
     # Writes.
 
@@ -285,7 +247,7 @@ class Store:
 
     async def _apply_batch(self, company: str, batch: Sequence[list[str]]) -> list[str]:
         arguments = [value for script_args in batch for value in script_args]
-        results: list[str] = await self._apply(keys=[self.company_prefix(company)], args=arguments)
+        results: list[str] = await self._apply(keys=[self.keys.company(company)], args=arguments)
         return results
 
     async def hello(
@@ -367,46 +329,43 @@ class Store:
         a cursor at or past it lost nothing, one before it may have (Redis 7.0's
         own ``max-deleted-entry-id`` does not count trimming).
         """
-        prefix = self.company_prefix(company)
+        keys = self.keys
         doomed = await self.redis.xrevrange(
-            self.stream_key(company), max=f"({before_ms}-0", min="-", count=1
+            self.keys.events(company), max=f"({before_ms}-0", min="-", count=1
         )
         if not doomed:
             return
         last_dropped = cast(str, doomed[0][0])
-        marked = await self.redis.get(prefix + "trimmed")
+        marked = await self.redis.get(keys.trimmed(company))
         if marked is None or id_key(cast(str, marked)) < id_key(last_dropped):
-            await self.redis.set(prefix + "trimmed", last_dropped)
-        agents = cast(set[str], await self.redis.smembers(prefix + "agents"))
+            await self.redis.set(keys.trimmed(company), last_dropped)
+        agents = cast(set[str], await self.redis.smembers(keys.agents(company)))
         async with self.redis.pipeline(transaction=False) as pipe:
             # Exact, not "~": retention runs rarely, and what it keeps is then
             # exactly what it says.
-            pipe.xtrim(self.stream_key(company), minid=str(before_ms), approximate=False)
+            pipe.xtrim(self.keys.events(company), minid=str(before_ms), approximate=False)
             for agent in agents:
-                pipe.xtrim(prefix + "agent-log:" + agent, minid=str(before_ms), approximate=False)
+                pipe.xtrim(keys.agent_log(company, agent), minid=str(before_ms), approximate=False)
             await pipe.execute()
 
     async def companies(self) -> list[str]:
         """Every company with a log."""
-        pattern = self.prefix + "{*}:events"
-        return [self.company_of_key(key) async for key in self.redis.scan_iter(match=pattern)]
-
-    def company_of_key(self, key: str) -> str:
-        return key[len(self.prefix) + 1 : key.index("}:", len(self.prefix))]
+        pattern = self.keys.every_company_events()
+        return [self.keys.company_of(key) async for key in self.redis.scan_iter(match=pattern)]
 
     # Reads.
 
     async def head(self, company: str) -> tuple[str | None, str]:
         """The log's epoch (``None`` before its first event) and its last entry id."""
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(self.company_prefix(company) + "epoch")
-            pipe.xrevrange(self.stream_key(company), count=1)
+            pipe.get(self.keys.epoch(company))
+            pipe.xrevrange(self.keys.events(company), count=1)
             epoch, last = await pipe.execute()
         return epoch, last[0][0] if last else ORIGIN
 
     async def recoverable_after(self, company: str, entry_id: str) -> bool:
         """Whether every entry after ``entry_id`` is still in the log (none trimmed)."""
-        trimmed = await self.redis.get(self.company_prefix(company) + "trimmed")
+        trimmed = await self.redis.get(self.keys.trimmed(company))
         return trimmed is None or id_key(entry_id) >= id_key(cast(str, trimmed))
 
     async def entries(
@@ -416,7 +375,7 @@ class Store:
         raw = cast(
             list[tuple[str, dict[str, str]]],
             await self.redis.xrange(
-                self.stream_key(company), min="(" + after, max=until, count=count
+                self.keys.events(company), min="(" + after, max=until, count=count
             ),
         )
         return [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
@@ -428,8 +387,8 @@ class Store:
         ``block_ms`` for the first one. One round trip: the epoch is read right
         after the entries, on the same connection."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xread({self.stream_key(company): after}, count=count, block=block_ms)
-            pipe.get(self.company_prefix(company) + "epoch")
+            pipe.xread({self.keys.events(company): after}, count=count, block=block_ms)
+            pipe.get(self.keys.epoch(company))
             reply, epoch = await pipe.execute()
         if not reply:
             return epoch, []
@@ -460,7 +419,7 @@ class Store:
             chunk = limit - len(found) + 1
             if agent is None:
                 raw = await self.redis.xrange(
-                    self.stream_key(company), min=low, max=high, count=chunk
+                    self.keys.events(company), min=low, max=high, count=chunk
                 )
                 page = [event_from_fields(i, f) for i, f in cast(list[Any], raw)]
             else:
@@ -480,7 +439,7 @@ class Store:
     async def _agent_page(
         self, company: str, agent: str, low: str, high: str, count: int
     ) -> list[Event]:
-        index = self.company_prefix(company) + "agent-log:" + agent
+        index = self.keys.agent_log(company, agent)
         ids = [
             i
             for i, _ in cast(
@@ -489,7 +448,7 @@ class Store:
         ]
         async with self.redis.pipeline(transaction=False) as pipe:
             for entry_id in ids:
-                pipe.xrange(self.stream_key(company), min=entry_id, max=entry_id)
+                pipe.xrange(self.keys.events(company), min=entry_id, max=entry_id)
             rows = await pipe.execute()
         # An id whose entry was trimmed from the log first has nothing to show.
         return [event_from_fields(*row[0]) for row in rows if row]
@@ -502,18 +461,18 @@ class Store:
 
     async def holder(self, company: str, agent: str) -> str | None:
         """The connection holding the agent's session, if any."""
-        return cast(str | None, await self.redis.hget(self.agent_key(company, agent), "conn"))
+        return cast(str | None, await self.redis.hget(self.keys.agent(company, agent), "conn"))
 
     async def state(self, company: str, agent: str) -> AgentState | None:
-        fields = await self._hash(self.agent_key(company, agent))
+        fields = await self._hash(self.keys.agent(company, agent))
         return state_from_fields(fields) if fields else None
 
     async def states(self, company: str) -> dict[str, AgentState]:
-        members = await self.redis.smembers(self.company_prefix(company) + "agents")
+        members = await self.redis.smembers(self.keys.agents(company))
         agents = sorted(cast(set[str], members))
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent in agents:
-                pipe.hgetall(self.agent_key(company, agent))
+                pipe.hgetall(self.keys.agent(company, agent))
             rows = await pipe.execute()
         return {
             agent: state_from_fields(row) for agent, row in zip(agents, rows, strict=True) if row
@@ -523,23 +482,23 @@ class Store:
         start = after if after == "-" else "(" + after
         entries = cast(
             list[tuple[str, dict[str, str]]],
-            await self.redis.xrange(self.stream_key(company), min=start, count=count),
+            await self.redis.xrange(self.keys.events(company), min=start, count=count),
         )
         return [event_from_fields(entry_id, fields) for entry_id, fields in entries]
 
     async def session_resumable(self, company: str, session: str) -> bool:
-        return bool(await self.redis.exists(self.company_prefix(company) + "session:" + session))
+        return bool(await self.redis.exists(self.keys.session(company, session)))
 
     async def status_list(self, company: str) -> list[dict[str, str]]:
         """The company's custom statuses with their labels, as consoles show them."""
-        stored = await self.redis.hget(self.company_prefix(company) + "config", "statuses")
+        stored = await self.redis.hget(self.keys.config(company), "statuses")
         if stored is None:
             return [{"value": value, "label": DEFAULT_LABELS[value]} for value in DEFAULT_STATUSES]
         statuses: list[dict[str, str]] = json.loads(stored)
         return statuses
 
     async def config(self, company: str) -> CompanyConfig:
-        fields = await self._hash(self.company_prefix(company) + "config")
+        fields = await self._hash(self.keys.config(company))
         statuses = (
             tuple(status["value"] for status in json.loads(fields["statuses"]))
             if "statuses" in fields
@@ -580,14 +539,14 @@ class Store:
         not the company's size. An agent that changed between the two reads is
         returned as it is now: callers re-check ``routable``.
         """
-        key = self.company_prefix(company) + "idle" + (f":{segment}" if segment else "")
+        key = self.keys.idle(company, segment)
         # Equal scores are ordered by member, bytewise: agent ids are ASCII.
         agents = cast(
             list[str], await self.redis.zrange(key, 0, -1 if limit is None else limit - 1)
         )
         async with self.redis.pipeline(transaction=False) as pipe:
             for agent in agents:
-                pipe.hgetall(self.agent_key(company, agent))
+                pipe.hgetall(self.keys.agent(company, agent))
             rows = await pipe.execute()
         return [state_from_fields(row) for row in rows if row]
 
@@ -613,4 +572,4 @@ class Store:
             "timeout_status": timeout_status or "",
         }
         flat = [part for pair in mapping.items() for part in pair]
-        await self.redis.hset(self.company_prefix(company) + "config", items=flat)
+        await self.redis.hset(self.keys.config(company), items=flat)

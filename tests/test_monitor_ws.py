@@ -105,7 +105,7 @@ async def test_snapshot_then_every_event(
     assert subscribed["recovered"] is False and subscribed["ref"] == 1
     assert [s["agent"] for s in subscribed["agents"]] == ["a-1"]
     assert subscribed["cursor"] == {
-        "epoch": await store.redis.get(store.company_prefix("acme") + "epoch"),
+        "epoch": await store.redis.get(store.keys.epoch("acme")),
         "id": await last_id(store),
     }
     await agent.request({"t": "status", "value": "break", "ref": 1})
@@ -202,7 +202,7 @@ async def test_a_cursor_that_cannot_be_served_gets_a_snapshot(
     agent, _ = await open_agent(server, "a-1")
     first_id = (await store.events("acme"))[0].id
     assert first_id is not None
-    epoch = await store.redis.get(store.company_prefix("acme") + "epoch")
+    epoch = await store.redis.get(store.keys.epoch("acme"))
     await agent.request({"t": "status", "value": "break", "ref": 1})
     monitor = await open_monitor(server)
     if cursor_kind == "malformed":

@@ -316,15 +316,15 @@ async def test_a_replaced_connection_can_no_longer_act(store: Store) -> None:
 
 
 async def test_epoch_is_new_whenever_the_stream_is(store: Store) -> None:
-    epoch_key = store.company_prefix("acme") + "epoch"
+    epoch_key = store.keys.epoch("acme")
     # A reader may create the stream first (a consumer group with MKSTREAM).
-    await store.redis.xgroup_create(store.stream_key("acme"), "reporting", id="0", mkstream=True)
+    await store.redis.xgroup_create(store.keys.events("acme"), "reporting", id="0", mkstream=True)
     await store.hello("acme", "a-1", conn="test/1", now=NOW)
     first = await store.redis.get(epoch_key)
     assert first
     await store.set_status("acme", "a-1", "break", by_user=True, now=NOW, conn="test/1")
     assert await store.redis.get(epoch_key) == first
-    await store.redis.delete(store.stream_key("acme"))  # the log is lost
+    await store.redis.delete(store.keys.events("acme"))  # the log is lost
     await store.set_status("acme", "a-1", "meal", by_user=True, now=NOW, conn="test/1")
     second = await store.redis.get(epoch_key)
     assert second and second != first
@@ -334,7 +334,7 @@ async def test_a_repeated_request_is_applied_once(store: Store) -> None:
     """A retry after a lost reply (network blip, Redis restart) gets the first result."""
     await store.hello("acme", "a-1", conn="test/1", now=NOW)
     args = ["activity", "a-1", str(NOW), "test/1", '{"value": "meeting"}', "", "request-1"]
-    keys = [store.company_prefix("acme")]
+    keys = [store.keys.company("acme")]
     first = await store._apply(keys=keys, args=args)
     again = await store._apply(keys=keys, args=args)
     assert again == first
@@ -355,7 +355,7 @@ async def test_one_script_run_applies_a_batch_and_a_failing_change_fails_alone(
         *["activity", "a-2", str(NOW), "test/2", "{not json", "", "request-2"],
         *["activity", "a-2", str(NOW), "test/2", meeting, "", "request-3"],
     ]
-    first, failed, third = await store._apply(keys=[store.company_prefix("acme")], args=args)
+    first, failed, third = await store._apply(keys=[store.keys.company("acme")], args=args)
     assert json.loads(failed)["error"] == "internal"
     assert "ok" in json.loads(first) and "ok" in json.loads(third)
     assert [(e.agent, e.value) for e in await store.events("acme") if e.value == "meeting"] == [

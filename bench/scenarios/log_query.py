@@ -43,7 +43,7 @@ async def run(ctx: Context) -> None:
         await fill(store, agents, EVENTS, day)
         took = time.perf_counter() - began
         end = int(time.time() * 1000) + 1
-        length = await store.redis.xlen(store.stream_key(COMPANY))
+        length = await store.redis.xlen(store.keys.events(COMPANY))
         picked = random.Random(7).choices(agents, k=QUERIES)
         direct: list[float] = []
         for name in picked:

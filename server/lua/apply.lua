@@ -9,7 +9,8 @@
 -- arrive while a run is in flight, so one round trip serves many consoles.
 --
 -- KEYS[1] - the company's key prefix, e.g. "presence:{acme}:". Every key this
---           script touches is that prefix plus a suffix, so all of them share
+--           script touches is built from it by the `key` table of keys.lua (the
+--           mirror of server/keys.py's company builders), so all of them share
 --           the "{acme}" hash tag and the slot KEYS[1] routes to.
 -- ARGV    - 7 values per change:
 --   op         - hello | disconnect | status | activity | acd | claim
@@ -34,16 +35,14 @@
 -- (conn), instance, ended_conn (the connection whose hold on the session this
 -- change ended)} or {error = code, message = text}.
 
-local function apply(base, op, agent, now, conn, args_json, instance, request_id)
-    local request_key = base .. 'request:' .. request_id
+local function apply(op, agent, now, conn, args_json, instance, request_id)
+    local request_key = key.request(request_id)
     local earlier = redis.call('GET', request_key)
     if earlier then return earlier end
     local args = cjson.decode(args_json)
 
-    local stream_key = base .. 'events'
-
     -- Company settings; the defaults are server/presence.py's CompanyConfig.
-    local cfg = redis.call('HMGET', base .. 'config', 'acd_mode', 'statuses', 'initial_status',
+    local cfg = redis.call('HMGET', key.config, 'acd_mode', 'statuses', 'initial_status',
         'timeout_status')
     local acd_mode = cfg[1] or 'circular'
     local allowed = { available = true }
@@ -66,8 +65,7 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
     -- orders equal scores by member), skipping `exclude`, then occupy it.
     if op == 'claim' then
         if acd_mode ~= 'circular' then return refuse('acd-mode', 'claims need acd_mode circular') end
-        local idle_key = base .. 'idle'
-        if args.segment then idle_key = idle_key .. ':' .. args.segment end
+        local idle_key = key.idle(args.segment)
         local excluded = {}
         for _, name in ipairs(args.exclude or {}) do excluded[name] = true end
         agent = nil
@@ -81,7 +79,7 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
         op, args = 'acd', { value = 'occupying' }
     end
 
-    local agent_key = base .. 'agent:' .. agent
+    local agent_key = key.agent(agent)
 
     local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
         'since_connection', 'since_status', 'since_activity', 'idle_since', 'version', 'conn' }
@@ -117,9 +115,9 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
     -- A new or lost stream starts a new epoch: cursors into the old one are void.
     -- (A reader that made the stream first, e.g. XGROUP CREATE … MKSTREAM, leaves
     -- no epoch behind: that counts as new too.)
-    if redis.call('EXISTS', stream_key) == 0 or redis.call('EXISTS', base .. 'epoch') == 0 then
+    if redis.call('EXISTS', key.events) == 0 or redis.call('EXISTS', key.epoch) == 0 then
         local t = redis.call('TIME')
-        redis.call('SET', base .. 'epoch', t[1] .. string.format('%06d', tonumber(t[2])))
+        redis.call('SET', key.epoch, t[1] .. string.format('%06d', tonumber(t[2])))
     end
 
     local function split(csv)
@@ -176,10 +174,10 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
             fields[#fields + 1] = name
             fields[#fields + 1] = state[name] or ''
         end
-        local id = redis.call('XADD', stream_key, '*', unpack(fields))
+        local id = redis.call('XADD', key.events, '*', unpack(fields))
         -- The agent's own index: the same ids, so one agent's day is one XRANGE.
         -- An index ahead of the log outlived a lost log: it starts again with it.
-        local index_key = base .. 'agent-log:' .. agent
+        local index_key = key.agent_log(agent)
         if redis.pcall('XADD', index_key, id, 'value', value).err then
             redis.call('DEL', index_key)
             redis.call('XADD', index_key, id, 'value', value)
@@ -220,7 +218,7 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
         end
         local resumable = false
         if args.session and args.session == state.session then
-            resumable = redis.call('HGET', base .. 'session:' .. args.session, 'agent') == agent
+            resumable = redis.call('HGET', key.session(args.session), 'agent') == agent
         end
         local segments = table.concat(args.segments, ',')
         if resumable then
@@ -230,14 +228,14 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
                     state.session)
             end
             emit('status-changed', 'reconnected', nil, state.session, segments)
-            redis.call('PERSIST', base .. 'session:' .. state.session)
+            redis.call('PERSIST', key.session(state.session))
         else
             if online() then
                 result.ended_conn = state.conn
                 emit('status-changed', 'disconnected', replaced_reason('session-replaced'),
                     state.session)
             end
-            if state.session then redis.call('DEL', base .. 'session:' .. state.session) end
+            if state.session then redis.call('DEL', key.session(state.session)) end
             local session = args.new_session
             emit('status-changed', 'connected', nil, session, segments)
             local initial, kind = initial_status, 'status-changed'
@@ -245,8 +243,8 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
                 initial, kind = args.status, args.restored and 'status-changed' or 'status-changed-user'
             end
             if initial ~= state.status then emit(kind, initial, nil, session) end
-            redis.call('HSET', base .. 'session:' .. session, 'agent', agent)
-            redis.call('SADD', base .. 'agents', agent)
+            redis.call('HSET', key.session(session), 'agent', agent)
+            redis.call('SADD', key.agents, agent)
         end
         result.session = state.session
         result.resumed = resumable
@@ -263,7 +261,7 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
             if not online() then return invalid('the agent is not online') end
             result.ended_conn = state.conn
             emit('status-changed', 'disconnected', args.reason, state.session)
-            local session_key = base .. 'session:' .. state.session
+            local session_key = key.session(state.session)
             if args.end_session then
                 redis.call('DEL', session_key)
             else
@@ -336,16 +334,15 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
     redis.call('DEL', agent_key)
     redis.call('HSET', agent_key, unpack(stored))
 
-    local idle_key = base .. 'idle'
-    for _, segment in ipairs(split(segments_before)) do redis.call('ZREM', idle_key .. ':' .. segment, agent) end
+    for _, segment in ipairs(split(segments_before)) do redis.call('ZREM', key.idle(segment), agent) end
     if routable(state) then
-        redis.call('ZADD', idle_key, state.idle_since, agent)
+        redis.call('ZADD', key.idle(), state.idle_since, agent)
         for _, segment in ipairs(split(state.segments)) do
-            redis.call('ZADD', idle_key .. ':' .. segment, state.idle_since, agent)
+            redis.call('ZADD', key.idle(segment), state.idle_since, agent)
         end
     else
-        redis.call('ZREM', idle_key, agent)
-        for _, segment in ipairs(split(state.segments)) do redis.call('ZREM', idle_key .. ':' .. segment, agent) end
+        redis.call('ZREM', key.idle(), agent)
+        for _, segment in ipairs(split(state.segments)) do redis.call('ZREM', key.idle(segment), agent) end
     end
 
     result.changes = changes
@@ -360,7 +357,7 @@ local function apply(base, op, agent, now, conn, args_json, instance, request_id
     local mine = instance .. '/'
     local function elsewhere(c) return c ~= nil and c ~= '' and string.sub(c, 1, #mine) ~= mine end
     if #changes > 0 and (elsewhere(state.conn) or elsewhere(result.ended_conn)) then
-        redis.call('PUBLISH', base .. 'changes', encoded)
+        redis.call('PUBLISH', key.changes, encoded)
     end
     -- Long enough for any retry of this request; short enough to cost little.
     redis.call('SET', request_key, encoded, 'EX', 120)
@@ -371,7 +368,7 @@ end
 -- others in the batch still apply.
 local results = {}
 for i = 1, #ARGV, 7 do
-    local ok, result = pcall(apply, KEYS[1], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    local ok, result = pcall(apply, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
         ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
     if not ok then
         local message = type(result) == 'table' and result.err or tostring(result)
