@@ -21,7 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.lean_ws import LeanSocket, lean_connect
 from client_sdk.protocol import MSGPACK, decode, encode
 from server.auth import issue
-from server.presence import Event
+from server.state import Event
 from server.store import Store
 from tests.processes import ServerProcess, presence_server
 from tests.redis_server import private_redis

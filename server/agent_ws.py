@@ -39,9 +39,9 @@ from server.connection import Connection, ServerClosed, accept, valid_ref
 from server.deferred import Disconnection
 from server.errors import Refused, StaleConnection, StoreUnavailable
 from server.instances import PROBE_PATIENCE, STORE_ERRORS, instance_of
-from server.presence import AgentState, Event
 from server.ratelimit import RateLimiter, Verdict
 from server.runtime import Runtime
+from server.state import AgentState, Event
 from server.store import Outcome, now_ms
 from server.websocket_protocol import HEARTBEAT_TIMEOUT
 

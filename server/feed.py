@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol.codec import encode
-from server.presence import AgentState, Event
+from server.state import AgentState, Event
 from server.store import ORIGIN, SEGMENT_EVENTS, Store, id_key
 
 __all__ = ["CompanyFeed", "Feeds", "Subscriber", "event_frame"]

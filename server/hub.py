@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol import CloseCode
-from server.presence import AgentState, Event
+from server.state import AgentState, Event
 from server.store import Outcome, Store, id_key, now_ms
 
 __all__ = ["Hub", "LocalConnection"]

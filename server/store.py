@@ -24,7 +24,7 @@ from presence_protocol import DEFAULT_STATUSES, ErrorCode
 from server.coalesce import Coalescer
 from server.errors import Refused, StaleConnection, StoreUnavailable
 from server.keys import Keys
-from server.presence import DEFAULT_LABELS, AgentState, CompanyConfig, Event
+from server.state import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
 __all__ = [
     "ORIGIN",

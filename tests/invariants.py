@@ -9,7 +9,8 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 
-from server.presence import AgentState, Event, evolve, replay
+from server.reference_model import evolve, replay
+from server.state import AgentState, Event
 from server.store import ORIGIN, Store, id_key
 
 #: Invariant 1, over one session's connection events (c, d, r).

@@ -17,7 +17,8 @@ import jwt
 import pytest
 
 from server import http_api
-from server.presence import AgentState, Event, evolve
+from server.reference_model import evolve
+from server.state import AgentState, Event
 from server.store import ORIGIN, Store, id_key
 from tests.conftest import RunningServer
 from tests.invariants import check_no_double_occupation

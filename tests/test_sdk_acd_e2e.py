@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from client_sdk import AcdClient, AgentConsole, ErrorCode, RequestError
-from server.presence import CompanyConfig
+from server.state import CompanyConfig
 from server.store import Store
 from tests.conftest import RunningServer
 from tests.test_sdk_console import console_for, fast_backoff

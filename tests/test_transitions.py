@@ -1,7 +1,7 @@
 """Every row of spec §3, allowed and refused, through both implementations.
 
-The same table runs through the pure state machine (``server.presence``) and
-through the store's Lua script against a real Redis; both must give the same
+The same table runs through the reference model (``server.reference_model``)
+and through what runs, the store's Lua script, against a real Redis; both must give the same
 events (type, value, reason), the same refusal code, and the same state.
 """
 
@@ -15,12 +15,10 @@ from typing import Any
 import pytest
 
 from server.errors import Refused, StaleConnection
-from server.presence import (
+from server.reference_model import (
     Acd,
     Activity,
-    AgentState,
     Change,
-    CompanyConfig,
     Connect,
     Disconnect,
     Resume,
@@ -28,6 +26,7 @@ from server.presence import (
     decide,
     evolve,
 )
+from server.state import AgentState, CompanyConfig
 from server.store import Store
 from tests.invariants import check_company
 

@@ -28,7 +28,7 @@ from server.http_api.requests import (
     query_count,
     runtime_of,
 )
-from server.presence import AgentState
+from server.state import AgentState
 
 __all__ = [
     "ACTIVITIES",

@@ -27,7 +27,7 @@ from server.http_api.requests import (
     read_body,
     runtime_of,
 )
-from server.presence import DEFAULT_LABELS
+from server.state import DEFAULT_LABELS
 from server.store import Store
 
 __all__ = [

@@ -32,7 +32,7 @@ from server.http_api.requests import (
     query_zone,
     runtime_of,
 )
-from server.presence import Event
+from server.state import Event
 from server.store import Store
 
 __all__ = [

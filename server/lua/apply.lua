@@ -1,8 +1,8 @@
 -- Apply one change to one agent, atomically: check the precondition against the
 -- stored state, append the events to the company's stream, update the agent's
--- state and the routable indexes, publish the events. The rules mirror
--- server/presence.py (decide/evolve); tests/test_transitions.py runs one table
--- of cases through both.
+-- state and the routable indexes, publish the events. This is what runs; its
+-- rules are stated again in Python by server/reference_model.py (decide/evolve),
+-- and tests/test_transitions.py runs one table of cases through both.
 --
 -- One run applies a batch of changes of one company, each on its own (a
 -- refusal refuses that change only): the store coalesces the changes that
@@ -41,7 +41,7 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
     if earlier then return earlier end
     local args = cjson.decode(args_json)
 
-    -- Company settings; the defaults are server/presence.py's CompanyConfig.
+    -- Company settings; the defaults are server/state.py's CompanyConfig.
     local cfg = redis.call('HMGET', key.config, 'acd_mode', 'statuses', 'initial_status',
         'timeout_status')
     local acd_mode = cfg[1] or 'circular'

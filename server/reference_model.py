@@ -1,16 +1,20 @@
-"""The agent state machine (spec §2–§3): pure functions over plain data.
+"""The reference model of the agent state machine (spec §2–§3): pure functions
+over plain data, stating the rules in Python.
+
+**What runs is not this module.** The server applies every change with the
+Redis script ``lua/apply.lua``, atomically. This model is what the script is
+checked against: ``tests/test_transitions.py`` runs one table of cases through
+both and requires the same events, refusals and states, and every end-to-end
+test replays the log through :func:`evolve` and compares it with what the
+server serves. A rule change is made in both, or the tests fail.
 
 A change is *decided* against the current state, giving the events it causes
 or a :class:`Refused` with the spec's code; each event then *evolves* the
-state. Replaying a company's log is a fold of :func:`evolve`, which is how the
-tests check that the store serves exactly what its log says::
+state. Replaying a company's log is a fold of :func:`evolve`::
 
     events = decide(state, SetStatus("break", by_user=True), config, now=ts)
     for event in events:
         state = evolve(state, event)
-
-The Redis script ``lua/apply.lua`` enforces the same rules atomically in the
-store; ``tests/test_transitions.py`` runs one table of cases through both.
 
 Nothing here reads the clock, touches I/O or knows about sessions' time to
 live or which socket holds a session: those belong to the store.
@@ -20,23 +24,29 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final
 
-from presence_protocol import ACD_VALUES, DEFAULT_STATUSES, ErrorCode
+from presence_protocol import ACD_VALUES, ErrorCode
 from server.errors import Refused
+from server.state import (
+    ACD,
+    DISCONNECT_REASONS,
+    OFFLINE,
+    ONLINE,
+    SYSTEM_CHANGED,
+    USER_CHANGED,
+    AgentState,
+    CompanyConfig,
+    Event,
+)
 
 __all__ = [
-    "DEFAULT_LABELS",
-    "SYSTEM_CHANGED",
-    "USER_CHANGED",
     "Acd",
     "Activity",
-    "AgentState",
-    "CompanyConfig",
+    "Change",
     "Connect",
     "Disconnect",
-    "Event",
     "Refused",
     "Resume",
     "SetStatus",
@@ -44,14 +54,6 @@ __all__ = [
     "evolve",
     "replay",
 ]
-
-# Event types (the seed's "Tipo").
-SYSTEM_CHANGED: Final = "status-changed"
-USER_CHANGED: Final = "status-changed-user"
-ACD: Final = "acd"
-
-ONLINE: Final = "online"
-OFFLINE: Final = "offline"
 
 #: What each activity-driving value sets the agent's activity to.
 ACTIVITY_AFTER: Final[Mapping[str, str]] = {
@@ -69,117 +71,6 @@ CONNECTION_AFTER: Final[Mapping[str, str]] = {
     "reconnected": ONLINE,
     "disconnected": OFFLINE,
 }
-
-#: Why a connection ended (the seed's "Razón de desconexión").
-DISCONNECT_REASONS: Final = frozenset(
-    {
-        "client-closed",
-        "transport-closed",
-        "heartbeat-timeout",
-        "session-replaced",
-        "connection-replaced",
-        "kicked",
-        "server-shutdown",
-        "server-lost",
-        "protocol-error",
-        "token-expired",
-        "rate-limited",
-    }
-)
-
-
-#: The seed's labels for the default statuses.
-DEFAULT_LABELS: Final[Mapping[str, str]] = {
-    "busy": "Ocupado",
-    "break": "Descanso",
-    "bath": "Baño",
-    "meal": "Comida",
-    "gathering": "Reunión externa",
-    "training": "Capacitación",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class CompanyConfig:
-    """The settings of one company that the rules read (spec §6 ``config``)."""
-
-    acd_mode: Literal["circular", "broadcast"] = "circular"
-    statuses: tuple[str, ...] = DEFAULT_STATUSES
-    initial_status: str = "busy"
-    timeout_status: str | None = None
-
-    def allows(self, status: str) -> bool:
-        return status == "available" or status in self.statuses
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One entry of the company's log."""
-
-    ts: int
-    agent: str
-    session: str | None
-    type: str
-    value: str
-    reason: str | None = None
-    #: The agent's segments, carried by ``connected``/``reconnected`` so the log
-    #: alone rebuilds the state.
-    segments: tuple[str, ...] | None = None
-    #: The stream entry id; ``None`` until the store has appended it.
-    id: str | None = None
-
-    def to_wire(self) -> dict[str, Any]:
-        wire: dict[str, Any] = {
-            "id": self.id,
-            "ts": self.ts,
-            "agent": self.agent,
-            "session": self.session,
-            "type": self.type,
-            "value": self.value,
-            "reason": self.reason,
-        }
-        if self.segments is not None:
-            wire["segments"] = list(self.segments)
-        return wire
-
-
-@dataclass(frozen=True, slots=True)
-class AgentState:
-    """What the server serves for one agent (spec §2)."""
-
-    agent: str
-    session: str | None = None
-    connection: str = OFFLINE
-    status: str | None = None
-    activity: str = "idle"
-    segments: tuple[str, ...] = ()
-    since: Mapping[str, int | None] = field(
-        default_factory=lambda: {"connection": None, "status": None, "activity": None}
-    )
-    idle_since: int | None = None
-    version: str | None = None
-
-    @property
-    def routable(self) -> bool:
-        return self.connection == ONLINE and self.status == "available" and self.activity == "idle"
-
-    @property
-    def online(self) -> bool:
-        return self.connection == ONLINE
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "agent": self.agent,
-            "session": self.session,
-            "connection": self.connection,
-            "status": self.status,
-            "activity": self.activity,
-            "routable": self.routable,
-            "segments": list(self.segments),
-            "since": dict(self.since),
-            "idle_since": self.idle_since,
-            "version": self.version,
-        }
 
 
 # Changes: what someone asks for. ``decide`` turns one into events.
