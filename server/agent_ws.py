@@ -73,8 +73,10 @@ class AgentConnection(Connection):
         self.company = ""
         self.agent = ""
         self.limiter = RateLimiter(self.settings.rate_limit, self.settings.rate_burst)
-        #: Set when another party ended this connection's hold on the session.
-        self.ended_elsewhere = False
+        #: Cleared once its disconnection is recorded, or being recorded, by
+        #: something other than the socket's end: a replacement or a kick (by
+        #: the party that ended the hold), the drain, token expiry, ``bye``.
+        self.record_when_socket_ends = True
         #: Set when its disconnection waits for the store (it stays listed until written).
         self.deferred = False
         #: What the store said last of this session: put back if Redis loses it.
@@ -96,7 +98,7 @@ class AgentConnection(Connection):
             self.spawn(self.send(frame))
 
     def end(self, code: int, reason: str) -> None:
-        self.ended_elsewhere = True
+        self.record_when_socket_ends = False
         self.spawn(self.close(code, reason))
 
     async def restore(self) -> None:
@@ -121,7 +123,7 @@ class AgentConnection(Connection):
         )
 
     async def drain(self) -> None:
-        self.ended_elsewhere = True  # recorded here, not when the socket ends
+        self.record_when_socket_ends = False  # recorded here, not when the socket ends
         await self.record_disconnect("server-shutdown", end_session=False)
         await self.close_or_drop(CloseCode.GOING_AWAY, "server-shutdown")
 
@@ -150,7 +152,7 @@ class AgentConnection(Connection):
                 segments=identity.segments,
                 status=hello.get("status"),
                 lost_conn=holder if lost else None,
-                holder=holder,
+                expected_holder=holder,
             )
         except Refused as refused:
             await self.release()
@@ -280,12 +282,12 @@ class AgentConnection(Connection):
             await self.close(closed.code, closed.reason)
         finally:
             expiry.cancel()
-            if record is not None and not self.ended_elsewhere:
+            if record is not None and self.record_when_socket_ends:
                 await self.record_disconnect(record, end_session)
 
     async def _expire(self) -> None:
         # Record first, so the console never sees 4511 before the log does.
-        self.ended_elsewhere = True
+        self.record_when_socket_ends = False
         await self.record_disconnect("token-expired", end_session=False)
         await self.close(CloseCode.TOKEN_EXPIRED, "token-expired")
 
@@ -341,7 +343,7 @@ class AgentConnection(Connection):
             await self.send({"t": "pong", "ref": ref})
         elif kind == "bye":
             outcome = await self.record_disconnect("client-closed", end_session=True)
-            self.ended_elsewhere = True  # recorded here; nothing left to record
+            self.record_when_socket_ends = False  # recorded here; nothing left to record
             await self.ack(ref, outcome)
             await self.close(CloseCode.NORMAL, "bye")
             return True

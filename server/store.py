@@ -8,13 +8,14 @@ state, log, indexes and publication together.
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Final, cast
+from typing import Any, Final, Literal, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,6 +51,12 @@ WRITES_IN_FLIGHT: Final = 4
 #: The write script, in the order its parts run as one script: the keys, then
 #: the writes that use them.
 WRITE_SCRIPT: Final = ("keys.lua", "apply.lua")
+
+
+class Unchecked(enum.Enum):
+    """An argument's default when "not given" differs from ``None``."""
+
+    UNCHECKED = enum.auto()
 
 
 def id_key(entry_id: str) -> tuple[int, int]:
@@ -262,7 +269,7 @@ class Store:
         status: str | None = None,
         lost_conn: str | None = None,
         restore: bool = False,
-        holder: str | bool | None = False,
+        expected_holder: str | Literal[Unchecked.UNCHECKED] | None = Unchecked.UNCHECKED,
     ) -> Outcome:
         """Resume ``session`` if it is this agent's and resumable, else start a new one.
 
@@ -270,9 +277,11 @@ class Store:
         still holds the agent's session, that ends as ``server-lost``.
         ``restore``: the store lost its data; put ``session`` back as it was, with
         ``status``, for the connection that still holds it.
-        ``holder``: the connection the caller saw holding the session (``None``:
-        none); if another holds it now, :class:`StaleConnection` and nothing applied.
+        ``expected_holder``: the connection the caller saw holding the session
+        (``None``: none held it); if another holds it now, :class:`StaleConnection`
+        and nothing is applied. Not checked unless given.
         """
+        checked = expected_holder is not Unchecked.UNCHECKED
         args = {
             "session": session,
             "new_session": session if restore and session else new_session_id(now),
@@ -280,8 +289,8 @@ class Store:
             "status": status,
             "lost_conn": lost_conn,
             "restored": restore or None,
-            "check_holder": holder is not False or None,
-            "expect_holder": (holder or "") if holder is not False else None,
+            "check_holder": checked or None,
+            "expect_holder": (expected_holder or "") if checked else None,
         }
         return await self._run("hello", company, agent, now, conn, args)
 
