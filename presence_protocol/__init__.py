@@ -7,38 +7,7 @@ so the two cannot drift. It imports nothing of the project.
 JSON).
 """
 
-from presence_protocol.vocabulary import (
-    ACD_VALUES,
-    ACTIVITY_VALUES,
-    DEFAULT_STATUSES,
-    IDENTIFIER,
-    JSON,
-    MSGPACK,
-    STATUS_VALUE,
-    STREAM_ID,
-    SUBPROTOCOLS,
-    SYSTEM_VALUES,
-    CloseCode,
-    ErrorCode,
-    is_stream_id,
-    is_terminal,
-    stream_id_key,
-)
+from presence_protocol import vocabulary
+from presence_protocol.vocabulary import *  # noqa: F403 - the package is its vocabulary
 
-__all__ = [
-    "ACD_VALUES",
-    "ACTIVITY_VALUES",
-    "DEFAULT_STATUSES",
-    "IDENTIFIER",
-    "JSON",
-    "MSGPACK",
-    "STATUS_VALUE",
-    "STREAM_ID",
-    "SUBPROTOCOLS",
-    "SYSTEM_VALUES",
-    "CloseCode",
-    "ErrorCode",
-    "is_stream_id",
-    "is_terminal",
-    "stream_id_key",
-]
+__all__ = vocabulary.__all__
