@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -15,12 +13,11 @@ import redis.asyncio as aioredis
 import uvicorn
 
 from server.app import PresenceServer, create_app, uvicorn_config
-from server.auth import issue
 from server.config import Settings
 from server.store import Store
 from tests.invariants import check_company
-from tests.processes import Addresses
 from tests.redis_server import test_redis_url
+from tests.servers import RunningServer
 from tests.timing import seconds
 
 
@@ -50,34 +47,6 @@ async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredi
 @pytest.fixture
 def store(redis_client: aioredis.Redis, key_prefix: str) -> Store:
     return Store(redis_client, prefix=key_prefix)
-
-
-@dataclass
-class RunningServer(Addresses):
-    """A server instance on a free port, its secret, and a way to mint tokens."""
-
-    settings: Settings
-    secret: str
-    port: int
-
-    def token(
-        self,
-        sub: str,
-        *,
-        company: str = "acme",
-        role: str = "agent",
-        segments: tuple[str, ...] = (),
-        ttl: int = 3600,
-    ) -> str:
-        return issue(
-            self.secret,
-            company=company,
-            sub=sub,
-            role=role,
-            segments=segments,
-            ttl=ttl,
-            now=int(time.time()),
-        )
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 from websockets.asyncio.client import connect
 
 from server.store import Store
-from tests.conftest import RunningServer
+from tests.servers import RunningServer
 
 
 async def test_hello_welcome_status_bye(server: RunningServer, store: Store) -> None:

@@ -10,71 +10,16 @@ from typing import Any
 
 import jwt
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
 from client_sdk.protocol import JSON, MSGPACK, decode, encode
 from server.store import Store
-from tests.conftest import RunningServer
-from tests.timing import eventually, seconds
-
-
-class RawAgent:
-    """A console speaking the protocol by hand, to test the server alone."""
-
-    def __init__(self, ws: ClientConnection, subprotocol: str) -> None:
-        self.ws, self.subprotocol = ws, subprotocol
-
-    async def send(self, message: dict[str, Any]) -> None:
-        await self.ws.send(encode(message, self.subprotocol))
-
-    async def recv(self) -> dict[str, Any]:
-        return decode(await asyncio.wait_for(self.ws.recv(), seconds(5)))
-
-    async def request(self, message: dict[str, Any]) -> dict[str, Any]:
-        await self.send(message)
-        return await self.recv()
-
-    async def closed(self) -> tuple[int | None, str]:
-        """Wait for the server to close; the close code and reason."""
-        async with asyncio.timeout(seconds(5)):
-            await self.ws.wait_closed()
-        return self.ws.close_code, self.ws.close_reason or ""
-
-
-async def open_agent(
-    server: RunningServer,
-    agent: str = "a-1",
-    *,
-    subprotocol: str = JSON,
-    hello: dict[str, Any] | None = None,
-    **connect_options: Any,
-) -> tuple[RawAgent, dict[str, Any]]:
-    ws = await connect(server.agent_url, subprotocols=[subprotocol], **connect_options)
-    raw = RawAgent(ws, subprotocol)
-    welcome = await raw.request({"t": "hello", "token": server.token(agent), **(hello or {})})
-    assert welcome["t"] == "welcome", welcome
-    return raw, welcome
-
-
-async def wait_for_log(
-    store: Store, predicate: Callable[[list[Any]], bool], company: str = "acme"
-) -> list[Any]:
-    """The log once ``predicate`` holds: the server records a close on its own time."""
-    events: list[Any] = []
-
-    async def holds() -> bool:
-        nonlocal events
-        events = await store.events(company)
-        return predicate(events)
-
-    await eventually(holds, seconds(5))
-    return events
-
-
-def values(events: list[Any]) -> list[tuple[str, str | None]]:
-    return [(e.value, e.reason) for e in events]
+from tests.clients import RawAgent, open_agent
+from tests.eventlog import values, wait_for_log
+from tests.servers import RunningServer
+from tests.timing import seconds
 
 
 @pytest.mark.parametrize("subprotocol", [JSON, MSGPACK])

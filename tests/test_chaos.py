@@ -21,11 +21,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from client_sdk import AgentConsole, LiveMonitor, PresenceError
 from server.store import Store
+from tests.eventlog import reasons
 from tests.invariants import check_company
 from tests.processes import LoadBalancer, ServerProcess
 from tests.redis_server import RedisProcess
-from tests.test_instances import instance_id, reasons, token
-from tests.test_outages import run_server
+from tests.servers import instance_id, run_server, token
 from tests.timing import eventually, seconds
 
 AGENTS = 300
@@ -41,7 +41,7 @@ async def test_presence_stays_exact_through_failures(tmp_path: Path) -> None:
         async with AsyncExitStack() as stack:
 
             async def start() -> ServerProcess:
-                return await stack.enter_async_context(await run_server(redis))
+                return await stack.enter_async_context(run_server(redis))
 
             a, b, c = await start(), await start(), await start()
             balancer = await stack.enter_async_context(LoadBalancer([a.port, b.port, c.port]))

@@ -41,8 +41,8 @@ from client_sdk.protocol import (
     FrameError,
     decode,
 )
-from tests.conftest import RunningServer
-from tests.test_agent_ws import RawAgent, open_agent
+from tests.clients import RawAgent, open_agent
+from tests.servers import RunningServer
 from tests.timing import seconds
 
 LIMIT: Final = 4096  # max_message_size, of the servers here too

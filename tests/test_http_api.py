@@ -20,9 +20,10 @@ from server import http_api
 from server.reference_model import evolve
 from server.state import AgentState, Event
 from server.store import ORIGIN, Store, id_key
-from tests.conftest import RunningServer
+from tests.clients import open_agent
+from tests.eventlog import values, wait_for_log
 from tests.invariants import check_no_double_occupation
-from tests.test_agent_ws import open_agent, values, wait_for_log
+from tests.servers import RunningServer
 from tests.timing import seconds
 
 ROLES = ("agent", "acd", "supervisor", "admin")

@@ -11,19 +11,15 @@ from typing import Any
 
 import httpx
 import pytest
-from websockets.asyncio.client import connect
 
 from client_sdk import AgentConsole
-from client_sdk.protocol import JSON
-from server.auth import issue
 from server.store import Store
+from tests.clients import raw_agent, raw_monitor
+from tests.eventlog import reasons
 from tests.invariants import check_company
 from tests.processes import LoadBalancer, ServerProcess, presence_server
-from tests.test_agent_ws import RawAgent
-from tests.test_monitor_ws import RawMonitor
+from tests.servers import instance_id, process_env, token
 from tests.timing import eventually, seconds
-
-SECRET = "instances-test-secret-" + "s" * 32
 
 Start = Callable[..., Awaitable[ServerProcess]]
 
@@ -34,46 +30,13 @@ async def start_instance(redis_url: str, key_prefix: str, store: Store) -> Async
     async with AsyncExitStack() as stack:
 
         async def start(**settings: Any) -> ServerProcess:
-            env = {
-                "PRESENCE_REDIS_URL": redis_url,
-                "PRESENCE_KEY_PREFIX": key_prefix,
-                "PRESENCE_JWT_SECRET": SECRET,
-                "PRESENCE_LOG_LEVEL": "info",
-                **{f"PRESENCE_{name.upper()}": str(value) for name, value in settings.items()},
-            }
+            env = process_env(redis_url, key_prefix, **settings)
             return await stack.enter_async_context(presence_server(env))
 
         yield start
     for company in ("acme",):
         if await store.events(company):
             await check_company(store, company)
-
-
-def token(sub: str, role: str = "agent") -> str:
-    return issue(SECRET, company="acme", sub=sub, role=role, now=int(time.time()))
-
-
-async def raw_agent(url: str, agent: str, **hello: Any) -> tuple[RawAgent, dict[str, Any]]:
-    ws = await connect(url, subprotocols=[JSON])
-    raw = RawAgent(ws, JSON)
-    welcome = await raw.request({"t": "hello", "token": token(agent), **hello})
-    assert welcome["t"] == "welcome", welcome
-    return raw, welcome
-
-
-async def raw_monitor(url: str, *, subscribe: bool = True) -> RawMonitor:
-    ws = await connect(url, subprotocols=[JSON])
-    monitor = RawMonitor(ws, JSON)
-    monitor.view = {}
-    welcome = await monitor.request({"t": "hello", "token": token("sup", "supervisor")})
-    assert welcome["t"] == "welcome"
-    if subscribe:
-        await monitor.subscribe()
-    return monitor
-
-
-def reasons(events: list[Any], session: str) -> list[tuple[str, str | None]]:
-    return [(e.value, e.reason) for e in events if e.session == session]
 
 
 async def test_one_presence_across_instances(start_instance: Start, store: Store) -> None:
@@ -193,12 +156,6 @@ async def test_sigterm_drains_and_consoles_move_on(start_instance: Start, store:
         assert {str(c.session) for c in consoles} >= set(on_a)
         for console in consoles:
             await console.close()
-
-
-def instance_id(server: ServerProcess) -> str:
-    """The instance id a server logged at start: the prefix of its connections' ids."""
-    line = next(line for line in server.log if " ready (key prefix" in line)
-    return line.split("instance ")[1].split(" ")[0] + "/"
 
 
 def agent_of(console: AgentConsole) -> str:

@@ -7,9 +7,8 @@ from collections.abc import Awaitable, Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import RunningServer
-from tests.test_agent_ws import open_agent
-from tests.test_monitor_ws import open_monitor
+from tests.clients import open_agent, open_monitor
+from tests.servers import RunningServer
 from tests.timing import eventually, seconds
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]

@@ -16,65 +16,12 @@ from websockets.exceptions import ConnectionClosed
 from client_sdk import AgentConsole
 from client_sdk.protocol import JSON, MSGPACK, encode
 from server.store import Store, id_key
-from tests.conftest import RunningServer
-from tests.test_agent_ws import RawAgent, open_agent, wait_for_log
+from tests.clients import RawMonitor, open_agent, open_monitor
+from tests.eventlog import wait_for_log
+from tests.servers import RunningServer
 from tests.timing import seconds
 
 NOW = 1_732_400_000_000
-
-
-class RawMonitor(RawAgent):
-    """A supervisor's view kept by hand: the snapshot, then each event's state."""
-
-    view: dict[str, dict[str, Any]]
-    events: list[dict[str, Any]]
-    cursor: dict[str, str] | None = None
-
-    async def subscribe(self, **fields: Any) -> dict[str, Any]:
-        subscribed = await self.request({"t": "subscribe", "ref": 1, **fields})
-        assert subscribed["t"] == "subscribed", subscribed
-        self.cursor = subscribed["cursor"]
-        self.events = []
-        if not subscribed["recovered"]:
-            self.view = {state["agent"]: state for state in subscribed["agents"]}
-        return subscribed
-
-    async def next_event(self) -> dict[str, Any]:
-        frame = await self.recv()
-        assert frame["t"] == "event", frame
-        assert self.cursor is not None
-        assert id_key(frame["cursor"]["id"]) > id_key(self.cursor["id"]), "cursors must grow"
-        self.cursor = frame["cursor"]
-        self.events.append(frame["event"])
-        self.view[frame["state"]["agent"]] = frame["state"]
-        return frame
-
-    async def read_count(self, count: int) -> None:
-        for _ in range(count):
-            await self.next_event()
-
-    async def read_until(self, last_id: str) -> None:
-        """Take events until the one with ``last_id`` (the log's last)."""
-        while self.cursor is None or id_key(self.cursor["id"]) < id_key(last_id):
-            await self.next_event()
-
-
-async def open_monitor(
-    server: RunningServer,
-    *,
-    company: str = "acme",
-    role: str = "supervisor",
-    subprotocol: str = JSON,
-    **connect_options: Any,
-) -> RawMonitor:
-    url = server.monitor_url
-    ws = await connect(url, subprotocols=[subprotocol], **connect_options)
-    monitor = RawMonitor(ws, subprotocol)
-    monitor.view = {}
-    token = server.token("sup-1", company=company, role=role)
-    welcome = await monitor.request({"t": "hello", "token": token})
-    assert welcome == {"t": "welcome", "company": company, "role": role}
-    return monitor
 
 
 async def last_id(store: Store, company: str = "acme") -> str:

@@ -22,10 +22,12 @@ import redis.asyncio as aioredis
 
 from client_sdk import AgentConsole
 from server.store import Store
+from tests.clients import raw_agent, raw_monitor
+from tests.eventlog import reasons
 from tests.invariants import check_company
-from tests.processes import ServerProcess, presence_server
+from tests.processes import ServerProcess
 from tests.redis_server import RedisProcess
-from tests.test_instances import SECRET, raw_agent, raw_monitor, reasons, token
+from tests.servers import run_server, token
 from tests.timing import eventually, seconds
 
 #: How long these tests keep Redis down: the scenario, not a synchronisation.
@@ -48,17 +50,6 @@ async def store_of(private_redis: RedisProcess) -> AsyncIterator[Store]:
     await client.aclose()
 
 
-async def run_server(redis: RedisProcess, **settings: Any) -> Any:
-    env = {
-        "PRESENCE_REDIS_URL": redis.url,
-        "PRESENCE_KEY_PREFIX": "outage:",
-        "PRESENCE_JWT_SECRET": SECRET,
-        "PRESENCE_LOG_LEVEL": "info",
-        **{f"PRESENCE_{name.upper()}": str(value) for name, value in settings.items()},
-    }
-    return presence_server(env)
-
-
 async def dropped(store: Store, session: str) -> bool:
     """Whether the log has the session's transport-closed (written late or not)."""
     return ("disconnected", "transport-closed") in reasons(await store.events("acme"), session)
@@ -72,7 +63,7 @@ async def ready(server: ServerProcess) -> int:
 async def test_a_short_outage_is_invisible_to_consoles(
     private_redis: RedisProcess, store_of: Store
 ) -> None:
-    async with await run_server(private_redis, store_retry=15) as server:
+    async with run_server(private_redis, store_retry=15) as server:
         steady, _ = await raw_agent(server.agent_url, "a-1")
         leaving, welcome = await raw_agent(server.agent_url, "a-2")
         monitor = await raw_monitor(server.monitor_url)
@@ -110,7 +101,7 @@ async def _is(value: Any, expected: Any) -> bool:
 async def test_a_long_outage_refuses_changes_and_defers_disconnections(
     private_redis: RedisProcess, store_of: Store
 ) -> None:
-    async with await run_server(private_redis, store_retry=0.5) as server:
+    async with run_server(private_redis, store_retry=0.5) as server:
         steady, _ = await raw_agent(server.agent_url, "a-1")
         leaving, welcome = await raw_agent(server.agent_url, "a-2")
         private_redis.kill()
@@ -138,7 +129,7 @@ async def test_a_long_outage_refuses_changes_and_defers_disconnections(
 async def test_redis_back_empty_gets_the_truth_back(
     private_redis: RedisProcess, store_of: Store
 ) -> None:
-    async with await run_server(private_redis) as server:
+    async with run_server(private_redis) as server:
         first, hello_1 = await raw_agent(server.agent_url, "a-1", status="break")
         second, hello_2 = await raw_agent(server.agent_url, "a-2")
         monitor = await raw_monitor(server.monitor_url)
@@ -183,7 +174,7 @@ async def connect_monitor_with(server: ServerProcess, cursor: Any) -> dict[str, 
 async def test_the_sdk_rides_out_an_outage(private_redis: RedisProcess, store_of: Store) -> None:
     """Past ``store_retry`` the server answers store-unavailable; the SDK sends the
     change again until it goes through: the console's code only waits."""
-    async with await run_server(private_redis, store_retry=0.5) as server:
+    async with run_server(private_redis, store_retry=0.5) as server:
         console = AgentConsole(
             server.agent_url,
             token("a-1"),

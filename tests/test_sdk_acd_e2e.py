@@ -11,8 +11,8 @@ import pytest
 from client_sdk import AcdClient, AgentConsole, ErrorCode, RequestError
 from server.state import CompanyConfig
 from server.store import Store
-from tests.conftest import RunningServer
-from tests.test_sdk_console import console_for, fast_backoff
+from tests.clients import console_for, fast_backoff
+from tests.servers import RunningServer
 from tests.timing import seconds
 
 

@@ -12,24 +12,10 @@ import pytest
 from client_sdk import AgentConsole, ErrorCode, RequestError, SessionClosed
 from client_sdk.protocol import JSON, MSGPACK
 from server.store import Store
-from tests.conftest import RunningServer
-from tests.test_agent_ws import values, wait_for_log
+from tests.clients import console_for, fast_backoff
+from tests.eventlog import values, wait_for_log
+from tests.servers import RunningServer
 from tests.timing import seconds
-
-
-def fast_backoff() -> list[float]:
-    """Reconnect at once, a bounded number of times: tests wait on events, not delays."""
-    return [0.01] * 50
-
-
-def console_for(server: RunningServer, agent: str = "a-1", **options: Any) -> AgentConsole:
-    return AgentConsole(
-        server.agent_url,
-        server.token(agent),
-        backoff=fast_backoff,
-        request_timeout=seconds(5),
-        **options,
-    )
 
 
 async def next_change(changes: AsyncIterator[Any]) -> Any:

@@ -18,8 +18,8 @@ from client_sdk import (
 )
 from client_sdk.protocol import JSON, MSGPACK
 from server.store import Store
-from tests.conftest import RunningServer
-from tests.test_sdk_console import console_for, fast_backoff
+from tests.clients import console_for, fast_backoff
+from tests.servers import RunningServer
 from tests.timing import seconds
 
 
