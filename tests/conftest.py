@@ -49,17 +49,31 @@ def store(redis_client: aioredis.Redis, key_prefix: str) -> Store:
     return Store(redis_client, prefix=key_prefix)
 
 
+#: What the server gives a client before it gives up on it, and the beat of its
+#: own proof of life: the defaults, scaled. The server runs in the test's event
+#: loop, beside the test's clients, so these deadlines are met only as promptly
+#: as that loop runs, and a busy machine must not break them. A test about one
+#: of them sets its own, short and scaled (``ping_timeout=seconds(0.5)``).
+LOOP_DEADLINES = ("ping_interval", "ping_timeout", "hello_timeout", "instance_ttl")
+
+
+def scaled_defaults() -> dict[str, float]:
+    defaults = Settings()
+    return {name: seconds(getattr(defaults, name)) for name in LOOP_DEADLINES}
+
+
 @pytest.fixture
 async def start_server(
     redis_url: str, key_prefix: str, redis_client: aioredis.Redis
 ) -> AsyncIterator[Callable[..., Awaitable[RunningServer]]]:
-    """Start uvicorn in this event loop on port 0; stopped after the test."""
+    """Start uvicorn in this event loop on port 0, with the default settings but
+    for the scaled :data:`LOOP_DEADLINES` and ``overrides``; stopped after the test."""
     running: list[tuple[uvicorn.Server, asyncio.Task[None]]] = []
 
     async def start(send_buffer: int | None = None, **overrides: Any) -> RunningServer:
         """``send_buffer``: SO_SNDBUF of every accepted socket (inherited from the
         listener), so a test can fill a connection's pipe with little data."""
-        settings = Settings(key_prefix=key_prefix, **overrides)
+        settings = Settings(key_prefix=key_prefix, **{**scaled_defaults(), **overrides})
         secret = f"test-secret-{key_prefix}-{'x' * 32}"
         app = create_app(settings, redis_url=redis_url, secret=secret)
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say
@@ -92,5 +106,7 @@ async def start_server(
 
 @pytest.fixture
 async def server(start_server: Callable[..., Awaitable[RunningServer]]) -> RunningServer:
-    """A server with short heartbeat settings, so liveness tests stay quick."""
-    return await start_server(ping_interval=seconds(0.5), ping_timeout=seconds(0.5))
+    """A server with the default settings, its deadlines scaled (no short heartbeat:
+    a test whose client pauses, or whose loop is busy, for a moment must not lose
+    its sockets; the heartbeat's own tests set theirs)."""
+    return await start_server()

@@ -161,7 +161,11 @@ async def test_oversize_frame_closes_1009_and_records_protocol_error(
     assert (events[-1].value, events[-1].reason) == ("disconnected", "protocol-error")
 
 
-async def test_heartbeat_timeout(server: RunningServer, store: Store) -> None:
+async def test_heartbeat_timeout(
+    start_server: Callable[..., Awaitable[RunningServer]], store: Store
+) -> None:
+    # Short, so the test is quick; scaled, as every deadline of a server in this loop.
+    server = await start_server(ping_interval=seconds(0.5), ping_timeout=seconds(0.5))
     agent, _ = await open_agent(server)
     started = time.monotonic()
     # Stop reading: our side never sees the server's pings, so never answers them.
