@@ -10,7 +10,7 @@ opened on a :class:`~tests.servers.RunningServer` with :func:`open_agent` and
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Final
 
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -19,6 +19,19 @@ from client_sdk.protocol import JSON, decode, encode
 from server.store import id_key
 from tests.servers import RunningServer, token
 from tests.timing import seconds
+
+#: How the raw clients connect, unless a test says otherwise. They take every frame
+#: off the socket as it arrives and keep it for the test (no ``max_queue``: by
+#: default a client stops reading its socket once 16 frames wait), so the server's
+#: pings are answered and its queues drain while the test is busy elsewhere; and
+#: they send no pings of their own: the server's heartbeat is what tests are about,
+#: and a client's keepalive would only add a deadline of its own.
+CONNECT_OPTIONS: Final[dict[str, Any]] = {"max_queue": None, "ping_interval": None}
+
+
+async def connect_raw(url: str, subprotocol: str, **options: Any) -> ClientConnection:
+    """A WebSocket to ``url`` offering ``subprotocol``, with :data:`CONNECT_OPTIONS`."""
+    return await connect(url, subprotocols=[subprotocol], **{**CONNECT_OPTIONS, **options})
 
 
 class RawAgent:
@@ -88,7 +101,7 @@ async def open_agent(
     hello: dict[str, Any] | None = None,
     **connect_options: Any,
 ) -> tuple[RawAgent, dict[str, Any]]:
-    ws = await connect(server.agent_url, subprotocols=[subprotocol], **connect_options)
+    ws = await connect_raw(server.agent_url, subprotocol, **connect_options)
     raw = RawAgent(ws, subprotocol)
     welcome = await raw.request({"t": "hello", "token": server.token(agent), **(hello or {})})
     assert welcome["t"] == "welcome", welcome
@@ -103,8 +116,7 @@ async def open_monitor(
     subprotocol: str = JSON,
     **connect_options: Any,
 ) -> RawMonitor:
-    url = server.monitor_url
-    ws = await connect(url, subprotocols=[subprotocol], **connect_options)
+    ws = await connect_raw(server.monitor_url, subprotocol, **connect_options)
     monitor = RawMonitor(ws, subprotocol)
     monitor.view = {}
     token = server.token("sup-1", company=company, role=role)
@@ -115,7 +127,7 @@ async def open_monitor(
 
 async def raw_agent(url: str, agent: str, **hello: Any) -> tuple[RawAgent, dict[str, Any]]:
     """An agent on a server process (tokens signed with ``tests.servers.SECRET``)."""
-    ws = await connect(url, subprotocols=[JSON])
+    ws = await connect_raw(url, JSON)
     raw = RawAgent(ws, JSON)
     welcome = await raw.request({"t": "hello", "token": token(agent), **hello})
     assert welcome["t"] == "welcome", welcome
@@ -124,7 +136,7 @@ async def raw_agent(url: str, agent: str, **hello: Any) -> tuple[RawAgent, dict[
 
 async def raw_monitor(url: str, *, subscribe: bool = True) -> RawMonitor:
     """A supervisor's monitor on a server process, subscribed unless told not to."""
-    ws = await connect(url, subprotocols=[JSON])
+    ws = await connect_raw(url, JSON)
     monitor = RawMonitor(ws, JSON)
     monitor.view = {}
     welcome = await monitor.request({"t": "hello", "token": token("sup", "supervisor")})

@@ -95,6 +95,9 @@ async def test_joins_a_busy_log_without_gap_or_duplicate(
             await console.set_status(rng.choice(statuses))
 
     async def watch() -> RawMonitor:
+        # Its client takes frames off the socket as they come and keeps them for
+        # read_until below, so the server sees a monitor that keeps up (one that
+        # does not is test_a_monitor_that_stops_reading_is_closed_and_harms_no_one).
         monitor = await open_monitor(server)
         await monitor.subscribe()
         subscribed.set()
