@@ -29,9 +29,10 @@ from tests.timing import seconds
 CONNECT_OPTIONS: Final[dict[str, Any]] = {"max_queue": None, "ping_interval": None}
 
 
-async def connect_raw(url: str, subprotocol: str, **options: Any) -> ClientConnection:
-    """A WebSocket to ``url`` offering ``subprotocol``, with :data:`CONNECT_OPTIONS`."""
-    return await connect(url, subprotocols=[subprotocol], **{**CONNECT_OPTIONS, **options})
+def connect_raw(url: str, subprotocol: str, **options: Any) -> connect:
+    """A WebSocket to ``url`` offering ``subprotocol``, with :data:`CONNECT_OPTIONS`:
+    await it, or open it with ``async with``."""
+    return connect(url, subprotocols=[subprotocol], **{**CONNECT_OPTIONS, **options})
 
 
 class RawAgent:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +17,7 @@ from websockets.typing import Origin
 
 from client_sdk.protocol import JSON, MSGPACK, decode, encode
 from server.store import Store
-from tests.clients import RawAgent, open_agent
+from tests.clients import RawAgent, connect_raw, open_agent
 from tests.eventlog import values, wait_for_log
 from tests.servers import RunningServer
 from tests.timing import seconds
@@ -82,17 +83,29 @@ async def test_refused_tokens(
     assert await store.events("acme") == []
 
 
-async def test_hello_must_come_first_and_in_time(
-    start_server: Callable[..., Awaitable[RunningServer]],
-) -> None:
-    server = await start_server(hello_timeout=seconds(0.3))
-    for first in ({"t": "ping"}, "not json", None):
-        async with connect(server.agent_url, subprotocols=[JSON]) as ws:
-            if first is not None:
-                await ws.send(first if isinstance(first, str) else json.dumps(first))
+async def test_hello_must_come_first(server: RunningServer) -> None:
+    reasons = []
+    for first in (json.dumps({"t": "ping"}), "not json"):
+        async with connect_raw(server.agent_url, JSON) as ws:
+            await ws.send(first)
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), seconds(5))
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 4500
+            reasons.append(closed.value.rcvd.reason)
+    # Refused for what was sent, not for a hello_timeout running out meanwhile.
+    assert reasons[0] == "the first frame must be hello"
+    assert reasons[1] not in ("", "no hello in time")
+
+
+async def test_hello_must_come_in_time(
+    start_server: Callable[..., Awaitable[RunningServer]],
+) -> None:
+    server = await start_server(hello_timeout=seconds(0.3))  # short: silence is the scenario
+    async with connect_raw(server.agent_url, JSON) as ws:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), seconds(5))
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4500, "no hello in time")
 
 
 async def test_bad_frames_get_errors_and_the_connection_lives_on(
@@ -253,11 +266,15 @@ async def test_changes_from_elsewhere_are_pushed(server: RunningServer, store: S
 
 
 async def test_token_expiring_during_the_session(server: RunningServer, store: Store) -> None:
-    ws = await connect(server.agent_url, subprotocols=[JSON])
-    agent = RawAgent(ws, JSON)
-    await agent.request({"t": "hello", "token": server.token("a-1", ttl=1)})
-    code, _ = await asyncio.wait_for(agent.closed(), seconds(5))
-    assert code == 4511
+    agent = RawAgent(await connect_raw(server.agent_url, JSON), JSON)
+    # exp counts whole seconds from the current one: this leaves the hello at least
+    # seconds(1) of the token's life, however late in its second the token is made.
+    ttl = 1 + math.ceil(seconds(1))
+    welcome = await agent.request({"t": "hello", "token": server.token("a-1", ttl=ttl)})
+    assert welcome["t"] == "welcome", welcome
+    async with asyncio.timeout(ttl + seconds(5)):
+        await agent.ws.wait_closed()
+    assert agent.ws.close_code == 4511
     assert values(await store.events("acme"))[-1] == ("disconnected", "token-expired")
 
 
