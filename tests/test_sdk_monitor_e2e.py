@@ -108,17 +108,26 @@ async def test_snapshot_then_events_end_equal_to_the_store(
 async def test_a_lost_socket_resumes_without_gap_or_duplicate(
     server: RunningServer, store: Store
 ) -> None:
-    reconnecting = asyncio.Event()
+    reconnecting, changed = asyncio.Event(), asyncio.Event()
+    tokens = 0
 
-    def backoff() -> list[float]:
-        reconnecting.set()
-        # Long enough for the changes below to land while the monitor is away.
-        return [seconds(0.3), *fast_backoff()]
+    async def token() -> str:
+        """The token for each connection; a reconnection's waits until the changes
+        below have landed, so they are all made while the monitor is away."""
+        nonlocal tokens
+        tokens += 1
+        if tokens > 1:
+            reconnecting.set()
+            await changed.wait()
+        return server.token("sup-1", role="supervisor")
 
+    monitor = LiveMonitor(
+        server.monitor_url, token, backoff=fast_backoff, request_timeout=seconds(5)
+    )
     async with (
         console_for(server, "a-1", status="available") as a1,
         console_for(server, "a-2") as a2,
-        monitor_for(server, backoff=backoff) as monitor,
+        monitor,
     ):
         changes = aiter(monitor.events())
         snapshot = await next_change(changes)
@@ -132,6 +141,7 @@ async def test_a_lost_socket_resumes_without_gap_or_duplicate(
         await a1.set_status("available")
         await a2.report("in-call")
         await a2.report("end-call")
+        changed.set()
 
         taken = await caught_up(changes, store, before)
         # Recovered: the missed events, each once, and no new snapshot.
