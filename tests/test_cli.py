@@ -32,7 +32,7 @@ def embedded_store_url(log: list[str]) -> str:
 
 async def wait_until_gone(url: str) -> None:
     """Until nothing answers at ``url``: the embedded store has stopped."""
-    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=1)
+    client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=seconds(1))
 
     async def gone() -> bool:
         try:

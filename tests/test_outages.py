@@ -63,7 +63,8 @@ async def ready(server: ServerProcess) -> int:
 async def test_a_short_outage_is_invisible_to_consoles(
     private_redis: RedisProcess, store_of: Store
 ) -> None:
-    async with run_server(private_redis, store_retry=15) as server:
+    # Retrying well past the outage, even on a slow machine: the test is of a short one.
+    async with run_server(private_redis, store_retry=seconds(15)) as server:
         steady, _ = await raw_agent(server.agent_url, "a-1")
         leaving, welcome = await raw_agent(server.agent_url, "a-2")
         monitor = await raw_monitor(server.monitor_url)
@@ -82,7 +83,8 @@ async def test_a_short_outage_is_invisible_to_consoles(
         await eventually(lambda: dropped(store_of, welcome["session"]), seconds(10))
         events = await store_of.events("acme")
         drop = next(e for e in events if e.session == welcome["session"] and e.reason)
-        assert abs(drop.ts - dropped_at) < 1000  # when it happened, not when written
+        # When it happened (as soon as the server saw the socket go), not when written.
+        assert abs(drop.ts - dropped_at) < seconds(1) * 1000
         assert [e.value for e in events if e.agent == "a-1"].count("break") == 1
         # The monitor followed through the outage: everything, in order.
         await monitor.read_until(str(events[-1].id))
@@ -116,7 +118,7 @@ async def test_a_long_outage_refuses_changes_and_defers_disconnections(
         events = await store_of.events("acme")
         drop = next(e for e in events if e.session == welcome["session"] and e.reason)
         written_at = int(str(drop.id).split("-")[0])
-        assert abs(drop.ts - dropped_at) < 1000
+        assert abs(drop.ts - dropped_at) < seconds(1) * 1000
         assert written_at - drop.ts >= LONG_OUTAGE * 1000 * 0.8  # written later, dated true
         assert "break" not in [e.value for e in events]  # refused means not applied
         # The console's socket lived through it, and works again.
@@ -147,7 +149,8 @@ async def test_redis_back_empty_gets_the_truth_back(
 
         await eventually(true_again, seconds(15))  # no instance was restarted
         # The monitor is told the log started over, and gets a fresh snapshot.
-        await monitor.ws.wait_closed()
+        async with asyncio.timeout(seconds(15)):
+            await monitor.ws.wait_closed()
         assert monitor.ws.close_code == 1012
         resumed = await connect_monitor_with(server, old_cursor)
         assert resumed["recovered"] is False
