@@ -1,13 +1,17 @@
-"""Fixtures: a real Redis for the session, a unique key prefix per test."""
+"""Fixtures: a real Redis for the session, a unique key prefix per test; and the
+limits of pytest-timeout and Hypothesis, scaled like every timeout (tests/timing.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
+import hypothesis
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
@@ -18,7 +22,26 @@ from server.store import Store
 from tests.invariants import check_company
 from tests.redis_server import test_redis_url
 from tests.servers import RunningServer
-from tests.timing import seconds
+from tests.timing import SCALE, seconds
+
+# Hypothesis fails an example that runs past its deadline (200 ms unless a test
+# says otherwise): as slow a machine gets as long.
+hypothesis.settings.register_profile("scaled", deadline=timedelta(seconds=seconds(0.2)))
+hypothesis.settings.load_profile("scaled")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """pytest-timeout's limit for each test (pyproject's ``timeout``), scaled, unless
+    ``--timeout`` or ``PYTEST_TIMEOUT`` gives one or a test has its own."""
+    configured = config.getini("timeout")
+    if SCALE == 1 or not configured or config.getoption("timeout") is not None:
+        return
+    if os.environ.get("PYTEST_TIMEOUT"):
+        return
+    limit = pytest.mark.timeout(float(configured) * SCALE)
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(limit)
 
 
 @pytest.fixture(scope="session")
