@@ -48,9 +48,9 @@ ORIGIN: Final = "0-0"
 WRITE_BATCH: Final = 64
 #: Script runs in flight at once per company.
 WRITES_IN_FLIGHT: Final = 4
-#: The write script, in the order its parts run as one script: the keys, then
-#: the writes that use them.
-WRITE_SCRIPT: Final = ("keys.lua", "apply.lua")
+#: The write script, in the order its parts run as one script: the keys, the
+#: rules (pure: what a change does), then the writes that carry them out.
+WRITE_SCRIPT: Final = ("keys.lua", "rules.lua", "apply.lua")
 
 
 class Unchecked(enum.Enum):

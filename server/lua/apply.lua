@@ -1,8 +1,9 @@
--- Apply one change to one agent, atomically: check the precondition against the
--- stored state, append the events to the company's stream, update the agent's
--- state and the routable indexes, publish the events. This is what runs; its
--- rules are stated again in Python by server/reference_model.py (decide/evolve),
--- and tests/test_transitions.py runs one table of cases through both.
+-- Apply one change to one agent, atomically: load the stored state, ask the
+-- rules (rules.lua: decide, evolve) what the change does, then carry out their
+-- plan: append the events to the company's stream, update the agent's state,
+-- the routable indexes and the session keys, publish the result. This file is
+-- the plumbing only: what a change is allowed to do, and the state each event
+-- leaves, is rules.lua's (stated again in Python by server/reference_model.py).
 --
 -- One run applies a batch of changes of one company, each on its own (a
 -- refusal refuses that change only): the store coalesces the changes that
@@ -35,82 +36,116 @@
 -- (conn), instance, ended_conn (the connection whose hold on the session this
 -- change ended)} or {error = code, message = text}.
 
+-- The agent's hash fields (`conn`: the connection holding the session).
+local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
+    'since_connection', 'since_status', 'since_activity', 'idle_since', 'version', 'conn' }
+-- The fields of the state that a stream entry carries after its event's own.
+local STATE_FIELDS = { 'connection', 'status', 'activity', 'segments', 'since_connection',
+    'since_status', 'since_activity', 'idle_since' }
+-- What a claim does to the agent it picks.
+local OCCUPY = { value = 'occupying' }
+local NONE = {}
+
+local function refuse(code, message)
+    return cjson.encode({ error = code, message = message })
+end
+
+local function split(csv)
+    local list = {}
+    for item in string.gmatch(csv, '[^,]+') do list[#list + 1] = item end
+    return list
+end
+
+local function load_state(agent_key, agent)
+    local values = redis.call('HMGET', agent_key, unpack(FIELDS))
+    local state = {}
+    for i, name in ipairs(FIELDS) do
+        if values[i] then state[name] = values[i] end
+    end
+    state.agent = agent
+    state.connection = state.connection or 'offline'
+    state.activity = state.activity or 'idle'
+    state.segments = state.segments or ''
+    return state
+end
+
+-- The wire shape of the state (spec §2), as server/store.py reads it.
+local function snapshot(state)
+    local copy = {}
+    for _, name in ipairs(FIELDS) do
+        if name ~= 'conn' then copy[name] = state[name] end
+    end
+    return copy
+end
+
+-- One event of the plan: the state after it (rules.evolve), then the event is
+-- appended and kept in `changes`.
+local function emit(state, agent, now, changes, planned)
+    local value, session, segments = planned.value, planned.session, planned.segments
+    rules.evolve(state, value, now, session, segments)
+
+    -- The entry: the event, then the agent's state after it, so that any range
+    -- of the log can be served with states without replaying what came before.
+    local fields = { 'ts', now, 'agent', agent, 'session', session or '', 'type', planned.kind,
+        'value', value, 'reason', planned.reason or '' }
+    for _, name in ipairs(STATE_FIELDS) do
+        fields[#fields + 1] = name
+        fields[#fields + 1] = state[name] or ''
+    end
+    local id = redis.call('XADD', key.events, '*', unpack(fields))
+    -- The agent's own index: the same ids, so one agent's day is one XRANGE.
+    -- An index ahead of the log outlived a lost log: it starts again with it.
+    local index_key = key.agent_log(agent)
+    if redis.pcall('XADD', index_key, id, 'value', value).err then
+        redis.call('DEL', index_key)
+        redis.call('XADD', index_key, id, 'value', value)
+    end
+    state.version = id
+
+    local event = { id = id, ts = now, agent = agent, session = session or '', type = planned.kind,
+        value = value, reason = planned.reason or '' }
+    if segments then event.segments = segments end
+    changes[#changes + 1] = { event = event, state = snapshot(state) }
+end
+
+-- Whether connection `c` lives on another instance than the one named `mine`.
+local function elsewhere(c, mine)
+    return c ~= nil and c ~= '' and string.sub(c, 1, #mine) ~= mine
+end
+
 local function apply(op, agent, now, conn, args_json, instance, request_id)
     local request_key = key.request(request_id)
     local earlier = redis.call('GET', request_key)
     if earlier then return earlier end
     local args = cjson.decode(args_json)
 
-    -- Company settings; the defaults are server/state.py's CompanyConfig.
+    -- Company settings; rules.config fills in server/state.py's CompanyConfig defaults.
     local cfg = redis.call('HMGET', key.config, 'acd_mode', 'statuses', 'initial_status',
         'timeout_status')
-    local acd_mode = cfg[1] or 'circular'
-    local allowed = { available = true }
-    if cfg[2] then
-        for _, status in ipairs(cjson.decode(cfg[2])) do allowed[status.value] = true end
-    else
-        for _, value in ipairs({ 'busy', 'break', 'bath', 'meal', 'gathering', 'training' }) do
-            allowed[value] = true
-        end
-    end
-    local initial_status = cfg[3] or 'busy'
-    local timeout_status = cfg[4]
-    if timeout_status == '' then timeout_status = nil end
-
-    local function refuse(code, message)
-        return cjson.encode({ error = code, message = message })
-    end
+    local config = rules.config(cfg[1], cfg[2] and cjson.decode(cfg[2]), cfg[3], cfg[4])
 
     -- claim: the routable agent idle the longest (ties by agent id: the sorted set
     -- orders equal scores by member), skipping `exclude`, then occupy it.
     if op == 'claim' then
-        if acd_mode ~= 'circular' then return refuse('acd-mode', 'claims need acd_mode circular') end
-        local idle_key = key.idle(args.segment)
+        local code, message = rules.claim(config)
+        if code then return refuse(code, message) end
+        local exclude = args.exclude or NONE
         local excluded = {}
-        for _, name in ipairs(args.exclude or {}) do excluded[name] = true end
+        for _, name in ipairs(exclude) do excluded[name] = true end
         agent = nil
-        for _, candidate in ipairs(redis.call('ZRANGE', idle_key, 0, #(args.exclude or {}))) do
+        for _, candidate in ipairs(redis.call('ZRANGE', key.idle(args.segment), 0, #exclude)) do
             if not excluded[candidate] then
                 agent = candidate
                 break
             end
         end
         if agent == nil then return refuse('no-agent-available', 'no routable agent to claim') end
-        op, args = 'acd', { value = 'occupying' }
+        op, args = 'acd', OCCUPY
     end
 
     local agent_key = key.agent(agent)
-
-    local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
-        'since_connection', 'since_status', 'since_activity', 'idle_since', 'version', 'conn' }
-
-    local function load_state()
-        local values = redis.call('HMGET', agent_key, unpack(FIELDS))
-        local state = {}
-        for i, name in ipairs(FIELDS) do
-            if values[i] then state[name] = values[i] end
-        end
-        state.agent = agent
-        state.connection = state.connection or 'offline'
-        state.activity = state.activity or 'idle'
-        state.segments = state.segments or ''
-        return state
-    end
-
-    local state = load_state()
+    local state = load_state(agent_key, agent)
     local segments_before = state.segments
-
-    local function routable(s)
-        return s.connection == 'online' and s.status == 'available' and s.activity == 'idle'
-    end
-
-    local ACTIVITY_AFTER = {
-        occupying = 'occupying', releasing = 'idle', timeout = 'idle', ['in-call'] = 'in-call',
-        ['end-call'] = 'idle', dismiss = 'idle', meeting = 'meeting', ['meeting-end'] = 'idle',
-    }
-    local CONNECTION_AFTER = { connected = 'online', reconnected = 'online', disconnected = 'offline' }
-
-    local changes = {}
 
     -- A new or lost stream starts a new epoch: cursors into the old one are void.
     -- (A reader that made the stream first, e.g. XGROUP CREATE … MKSTREAM, leaves
@@ -120,206 +155,36 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
         redis.call('SET', key.epoch, t[1] .. string.format('%06d', tonumber(t[2])))
     end
 
-    local function split(csv)
-        local list = {}
-        for item in string.gmatch(csv, '[^,]+') do list[#list + 1] = item end
-        return list
+    -- The one fact the rules need from beyond the agent's hash: whether the
+    -- session a hello asks to resume still names this agent (not expired).
+    local resumable = false
+    if op == 'hello' and args.session and args.session == state.session then
+        resumable = redis.call('HGET', key.session(args.session), 'agent') == agent
     end
-
-    -- The wire shape of the state (spec §2), as server/store.py reads it.
-    local function snapshot()
-        local copy = {}
-        for _, name in ipairs(FIELDS) do
-            if name ~= 'conn' then copy[name] = state[name] end
-        end
-        return copy
-    end
-
-    -- evolve(): the state after one event; then the event is appended and kept.
-    -- The fields of the state that a stream entry carries after its event's own.
-    local STATE_FIELDS = { 'connection', 'status', 'activity', 'segments', 'since_connection',
-        'since_status', 'since_activity', 'idle_since' }
-
-    local function emit(kind, value, reason, session, segments)
-        local was_routable = routable(state)
-        local function set(name, new)
-            if state[name] ~= new or state['since_' .. name] == nil then
-                state['since_' .. name] = now
-            end
-            state[name] = new
-        end
-        if CONNECTION_AFTER[value] then
-            set('connection', CONNECTION_AFTER[value])
-            if value == 'connected' then
-                state.session = session
-                set('activity', 'idle')
-            end
-            if segments then state.segments = segments end
-        elseif ACTIVITY_AFTER[value] then
-            set('activity', ACTIVITY_AFTER[value])
-        else
-            set('status', value)
-        end
-        if not routable(state) then
-            state.idle_since = nil
-        elseif not was_routable then
-            state.idle_since = now
-        end
-
-        -- The entry: the event, then the agent's state after it, so that any range
-        -- of the log can be served with states without replaying what came before.
-        local fields = { 'ts', now, 'agent', agent, 'session', session or '', 'type', kind,
-            'value', value, 'reason', reason or '' }
-        for _, name in ipairs(STATE_FIELDS) do
-            fields[#fields + 1] = name
-            fields[#fields + 1] = state[name] or ''
-        end
-        local id = redis.call('XADD', key.events, '*', unpack(fields))
-        -- The agent's own index: the same ids, so one agent's day is one XRANGE.
-        -- An index ahead of the log outlived a lost log: it starts again with it.
-        local index_key = key.agent_log(agent)
-        if redis.pcall('XADD', index_key, id, 'value', value).err then
-            redis.call('DEL', index_key)
-            redis.call('XADD', index_key, id, 'value', value)
-        end
-        state.version = id
-
-        local event = { id = id, ts = now, agent = agent, session = session or '', type = kind,
-            value = value, reason = reason or '' }
-        if segments then event.segments = segments end
-        changes[#changes + 1] = { event = event, state = snapshot() }
-    end
-
-    local function online() return state.connection == 'online' end
-
-    -- A console may only act for the session it holds: after a replacement the old
-    -- socket lingers until it is closed, and must not record anything.
-    local function stale()
-        return conn ~= '' and state.conn ~= conn
-    end
+    local plan, code, message = rules.decide(op, args, state, config, conn, resumable)
+    if not plan then return refuse(code, message) end
 
     local result = { ok = true }
-
-    -- Why the connection holding the session lets go of it: replaced, unless its
-    -- instance is known to be dead, and then it was lost with it.
-    local function replaced_reason(reason)
-        if args.lost_conn and args.lost_conn == state.conn then return 'server-lost' end
-        return reason
+    if plan.ended_conn ~= nil then result.ended_conn = plan.ended_conn end
+    if plan.resumed ~= nil then
+        result.session = plan.session
+        result.resumed = plan.resumed
     end
 
-    if op == 'hello' then
-        -- The caller chose between "lost" and "replaced" looking at one holder; if
-        -- another connection took the session since, that choice is void: retry.
-        if args.check_holder and (state.conn or '') ~= args.expect_holder then
-            return refuse('stale-connection', 'the session changed hands meanwhile')
-        end
-        if args.status and not allowed[args.status] then
-            return refuse('unknown-status', args.status .. ' is not one of the company\'s statuses')
-        end
-        local resumable = false
-        if args.session and args.session == state.session then
-            resumable = redis.call('HGET', key.session(args.session), 'agent') == agent
-        end
-        local segments = table.concat(args.segments, ',')
-        if resumable then
-            if online() then
-                result.ended_conn = state.conn
-                emit('status-changed', 'disconnected', replaced_reason('connection-replaced'),
-                    state.session)
-            end
-            emit('status-changed', 'reconnected', nil, state.session, segments)
-            redis.call('PERSIST', key.session(state.session))
-        else
-            if online() then
-                result.ended_conn = state.conn
-                emit('status-changed', 'disconnected', replaced_reason('session-replaced'),
-                    state.session)
-            end
-            if state.session then redis.call('DEL', key.session(state.session)) end
-            local session = args.new_session
-            emit('status-changed', 'connected', nil, session, segments)
-            local initial, kind = initial_status, 'status-changed'
-            if args.status then
-                initial, kind = args.status, args.restored and 'status-changed' or 'status-changed-user'
-            end
-            if initial ~= state.status then emit(kind, initial, nil, session) end
-            redis.call('HSET', key.session(session), 'agent', agent)
-            redis.call('SADD', key.agents, agent)
-        end
-        result.session = state.session
-        result.resumed = resumable
-        state.conn = conn
-    else
-        if state.version == nil then
-            return refuse('not-found', 'this agent has never connected')
-        end
-        if stale() then return refuse('stale-connection', 'this connection no longer holds the session') end
-        local value = args.value or args.reason
-        local function invalid(why) return refuse('invalid-transition', value .. ': ' .. why) end
+    local changes = {}
+    for i = 1, #plan do emit(state, agent, now, changes, plan[i]) end
 
-        if op == 'disconnect' then
-            if not online() then return invalid('the agent is not online') end
-            result.ended_conn = state.conn
-            emit('status-changed', 'disconnected', args.reason, state.session)
-            local session_key = key.session(state.session)
-            if args.end_session then
-                redis.call('DEL', session_key)
-            else
-                redis.call('EXPIRE', session_key, args.session_ttl)
-            end
-            state.conn = nil
-        elseif op == 'status' then
-            if not allowed[value] then
-                return refuse('unknown-status', value .. ' is not one of the company\'s statuses')
-            end
-            if args.by_user and not online() then return invalid('the agent is not online') end
-            if value ~= state.status then
-                emit(args.by_user and 'status-changed-user' or 'status-changed', value, nil, state.session)
-            end
-        elseif op == 'activity' then
-            local activity = state.activity
-            if value == 'in-call' then
-                if not (online() and (activity == 'idle' or activity == 'occupying')) then
-                    return invalid('the agent must be online and idle or occupied')
-                end
-            elseif value == 'end-call' then
-                if activity ~= 'in-call' then return invalid('the agent is not in a call') end
-            elseif value == 'dismiss' then
-                if not online() then return invalid('the agent is not online') end
-            elseif value == 'meeting' then
-                if not (online() and activity == 'idle') then
-                    return invalid('the agent must be online and idle')
-                end
-            elseif value == 'meeting-end' then
-                if activity ~= 'meeting' then return invalid('the agent is not in a meeting') end
-            else
-                return refuse('bad-request', value .. ' is not an activity')
-            end
-            emit('status-changed', value, nil, state.session)
-        elseif op == 'acd' then
-            if (value == 'occupying' or value == 'releasing') and acd_mode ~= 'circular' then
-                return refuse('acd-mode', value .. ' needs acd_mode circular')
-            end
-            if value == 'occupying' then
-                if not routable(state) then return invalid('the agent is not routable') end
-                emit('acd', value, nil, state.session)
-            elseif value == 'releasing' then
-                if state.activity ~= 'occupying' then return invalid('the agent is not occupied') end
-                emit('acd', value, args.reason, state.session)
-            elseif value == 'timeout' then
-                if not (online() or state.activity == 'occupying') then
-                    return invalid('the agent is neither online nor occupied')
-                end
-                emit('acd', value, nil, state.session)
-                if timeout_status and timeout_status ~= state.status then
-                    emit('status-changed', timeout_status, nil, state.session)
-                end
-            else
-                return refuse('bad-request', value .. ' is not an ACD action')
-            end
-        else
-            return refuse('bad-request', 'unknown op ' .. op)
-        end
+    if plan.delete then redis.call('DEL', key.session(plan.delete)) end
+    if plan.persist then redis.call('PERSIST', key.session(plan.session)) end
+    if plan.expire then redis.call('EXPIRE', key.session(plan.expire), plan.ttl) end
+    if plan.create then
+        redis.call('HSET', key.session(plan.session), 'agent', agent)
+        redis.call('SADD', key.agents, agent)
+    end
+    if plan.hold == 'take' then
+        state.conn = conn
+    elseif plan.hold == 'drop' then
+        state.conn = nil
     end
 
     -- Persist the state and keep the routable indexes (all agents, and per segment)
@@ -335,7 +200,7 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
     redis.call('HSET', agent_key, unpack(stored))
 
     for _, segment in ipairs(split(segments_before)) do redis.call('ZREM', key.idle(segment), agent) end
-    if routable(state) then
+    if rules.routable(state) then
         redis.call('ZADD', key.idle(), state.idle_since, agent)
         for _, segment in ipairs(split(state.segments)) do
             redis.call('ZADD', key.idle(segment), state.idle_since, agent)
@@ -355,8 +220,7 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
     -- a change acts on its own connections itself, and at thousands of changes
     -- a second every instance decoding every change would cost them all.
     local mine = instance .. '/'
-    local function elsewhere(c) return c ~= nil and c ~= '' and string.sub(c, 1, #mine) ~= mine end
-    if #changes > 0 and (elsewhere(state.conn) or elsewhere(result.ended_conn)) then
+    if #changes > 0 and (elsewhere(state.conn, mine) or elsewhere(result.ended_conn, mine)) then
         redis.call('PUBLISH', key.changes, encoded)
     end
     -- Long enough for any retry of this request; short enough to cost little.
