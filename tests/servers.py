@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from server.auth import issue
 from server.config import Settings
 from tests.processes import Addresses, ServerProcess, presence_server
 from tests.redis_server import RedisProcess
+from tests.timing import seconds
 
 
 @dataclass
@@ -57,15 +58,26 @@ def token(sub: str, role: str = "agent") -> str:
     return issue(SECRET, company="acme", sub=sub, role=role, now=int(time.time()))
 
 
+#: What a server gives its clients before it gives up on them: the defaults,
+#: scaled. The clients of a server process are the test's, in the test's event
+#: loop, which answers pings and says hello only as promptly as it runs.
+CLIENT_DEADLINES: Final = ("ping_interval", "ping_timeout", "hello_timeout")
+
+
 def process_env(redis_url: str, key_prefix: str, **settings: Any) -> dict[str, str]:
     """The environment of ``python -m server`` on ``redis_url`` under ``key_prefix``,
-    signing with :data:`SECRET`; ``settings`` (``instance_ttl=1``) as ``PRESENCE_*``."""
+    signing with :data:`SECRET`, with :data:`CLIENT_DEADLINES` scaled; ``settings``
+    (``instance_ttl=1``) as ``PRESENCE_*``."""
+    defaults = Settings()
+    scaled = {name: seconds(getattr(defaults, name)) for name in CLIENT_DEADLINES}
     return {
         "PRESENCE_REDIS_URL": redis_url,
         "PRESENCE_KEY_PREFIX": key_prefix,
         "PRESENCE_JWT_SECRET": SECRET,
         "PRESENCE_LOG_LEVEL": "info",
-        **{f"PRESENCE_{name.upper()}": str(value) for name, value in settings.items()},
+        **{
+            f"PRESENCE_{name.upper()}": str(value) for name, value in {**scaled, **settings}.items()
+        },
     }
 
 
