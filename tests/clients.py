@@ -25,8 +25,13 @@ from tests.timing import seconds
 #: default a client stops reading its socket once 16 frames wait), so the server's
 #: pings are answered and its queues drain while the test is busy elsewhere; and
 #: they send no pings of their own: the server's heartbeat is what tests are about,
-#: and a client's keepalive would only add a deadline of its own.
-CONNECT_OPTIONS: Final[dict[str, Any]] = {"max_queue": None, "ping_interval": None}
+#: and a client's keepalive would only add a deadline of its own. The opening
+#: handshake's deadline (10 s by default) is scaled like every other.
+CONNECT_OPTIONS: Final[dict[str, Any]] = {
+    "max_queue": None,
+    "ping_interval": None,
+    "open_timeout": seconds(10),
+}
 
 
 def connect_raw(url: str, subprotocol: str, **options: Any) -> connect:
