@@ -33,6 +33,7 @@ from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
+from server.subscriptions import Subscriptions
 from server.websocket_protocol import PresenceWebSocketProtocol
 
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
@@ -66,25 +67,38 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         # A bounded pool that makes callers wait for a free connection: the
         # default one fails outright past its size, and a burst of consoles
         # connecting at once (an instance restarted) would get store-unavailable.
+        instance = secrets.token_hex(6)
+        # Named, so that CLIENT LIST tells which instance holds which connection.
         client = redis_client.connect(
             redis_url,
+            client_name=f"presence:{instance}",
             decode_responses=True,
             socket_connect_timeout=5,
             socket_timeout=10,
             max_connections=settings.redis_connections,
             timeout=10,
         )
-        instance = secrets.token_hex(6)
+        # The pub/sub connection lives as long as the instance, reading with no
+        # timeout: never one of the write pool's.
+        listener = redis_client.connect(
+            redis_url,
+            client_name=f"presence:{instance}:pubsub",
+            decode_responses=True,
+            socket_connect_timeout=5,
+            max_connections=1,
+        )
         metrics = Metrics()
         store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)
         hub = Hub(store)
         store.on_applied = hub.dispatch
+        subscriptions = Subscriptions(listener, metrics)
+        hub.listen(subscriptions)
         liveness = Liveness(store, hub, settings.instance_ttl, settings.session_ttl)
         runtime = Runtime(
             settings,
             store,
             hub,
-            Feeds(store),
+            Feeds(store, subscriptions),
             liveness,
             Deferred(store, liveness),
             secret,
@@ -99,9 +113,9 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
                 await connection.restore()
 
         liveness.on_data_lost = restore_sessions
-        subscribed = asyncio.Event()
         tasks = [
-            asyncio.create_task(hub.listen(subscribed), name="presence-pubsub"),
+            asyncio.create_task(subscriptions.run(), name="presence-pubsub"),
+            asyncio.create_task(runtime.feeds.check(), name="presence-feed-check"),
             asyncio.create_task(liveness.run(), name="presence-liveness"),
             asyncio.create_task(runtime.deferred.run(), name="presence-deferred"),
             asyncio.create_task(retain(store, settings.retention_days), name="presence-retention"),
@@ -109,7 +123,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         # Serve only once other instances' changes reach us.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
-                await subscribed.wait()
+                await subscriptions.connected.wait()
         log.info("instance %s ready (key prefix %r)", instance, settings.key_prefix)
         try:
             yield
@@ -125,6 +139,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
                 with contextlib.suppress(*STORE_ERRORS):
                     await liveness.leave()
             await client.aclose()
+            await listener.aclose()
 
     return Starlette(
         routes=[

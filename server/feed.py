@@ -1,9 +1,19 @@
 """Live monitors' source: this instance's view of a company's log (spec §5).
 
-One :class:`CompanyFeed` per company with monitors on this instance tails the
-company's stream (``XREAD BLOCK``) and fans each entry out to them. The stream,
-not pub/sub, drives it: it is ordered and lossless, whoever wrote the entry, so
-a monitor on any instance sees every event of every instance in log order.
+One :class:`CompanyFeed` per company with monitors on this instance keeps the
+company's agents as of a position in its log (``cursor``) and fans each new
+entry out to them, in log order, whoever wrote it.
+
+It follows the log without a connection of its own. The write script
+publishes every change on the company's log channel with the id of the entry
+before it; the feed takes a change that follows its cursor as it is, and
+reads the gap from the stream (``XRANGE`` after its cursor) whenever one does
+not — pub/sub is lossy, the stream is the record. :class:`Feeds` also checks
+every feed's position against the log now and then, and after the pub/sub
+connection comes back, which catches a loss nothing else would show (the last
+message of a quiet company). An instance following thousands of companies
+holds one pub/sub connection, and a company with no changes costs nothing but
+those checks.
 
 A feed starts from a consistent view, without locking anything::
 
@@ -16,7 +26,7 @@ version test skips what they already include. From then on the view is exactly
 entry: the copy and the registration happen with no ``await`` between them, so
 nothing can fall in between.
 
-Each entry carries the agent's state after it (see ``server/store.py``), so a
+Each entry carries the agent's state after it (see ``server/keys.py``), so a
 monitor that resumes from a cursor is served the missed range straight from the
 stream, states included.
 """
@@ -33,15 +43,20 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol.codec import encode
 from server.state import AgentState, Event
-from server.store import ORIGIN, SEGMENT_EVENTS, Store, id_key
+from server.store import ORIGIN, SEGMENT_EVENTS, Store, id_key, parse_log_message
+from server.subscriptions import Subscriptions
 
 __all__ = ["CompanyFeed", "Feeds", "Subscriber", "event_frame"]
 
 log = logging.getLogger("presence.feed")
 
-#: How long one XREAD waits for an entry before checking the epoch again.
-BLOCK_MS: Final = 2000
+#: Entries read at once, when loading or reading a gap.
 BATCH: Final = 1000
+#: Seconds between two checks of every feed's position against its log: the
+#: longest a lost message can delay a quiet company's monitors.
+CHECK_SECONDS: Final = 5.0
+#: Companies whose position one round trip reads.
+CHECK_BATCH: Final = 500
 
 
 class Subscriber(Protocol):
@@ -105,10 +120,18 @@ class CompanyFeed:
         #: Monitors waiting for the feed to be ready.
         self.waiting = 0
         self.ready = asyncio.Event()
+        #: Loading the view, or reading a gap: messages wait in ``_pending``.
+        self._reading: asyncio.Task[None] | None = None
+        self._pending: list[str] = []
 
     @property
     def epoch_text(self) -> str:
         return self.epoch or ""
+
+    @property
+    def busy(self) -> bool:
+        """Whether it is loading or reading a gap (its position is moving)."""
+        return self._reading is not None
 
     def snapshot(self, segment: str | None) -> list[dict[str, Any]]:
         return [
@@ -117,24 +140,59 @@ class CompanyFeed:
             if segment is None or segment in state.segments
         ]
 
-    async def run(self) -> None:
-        """Follow the log until cancelled; start over whenever its epoch changes."""
-        delay = 0.1
-        while True:
-            try:
-                await self._start()
-                delay = 0.1
-                await self._follow()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                self.store.observer.redis_error("feed")
-                # Resume from the cursor: the stream still holds what we missed.
-                log.warning("feed %s: store unavailable (%s); retrying", self.company, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-
-    async def _start(self) -> None:
-        if self.ready.is_set():
+    def heard(self, channel: str, data: str) -> None:
+        """A message of the company's log channel: one change."""
+        if self._reading is not None:
+            self._pending.append(data)
             return
+        follows, entries = parse_log_message(data)
+        if not entries:
+            return
+        if self.epoch is not None and follows == self.cursor:
+            for event, state in entries:
+                self._publish(event, state)
+        elif self.epoch is None or id_key(str(entries[-1][0].id)) > id_key(self.cursor):
+            self.catch_up()  # missed something: the stream has it
+        # else: already had it (read with a gap)
+
+    def catch_up(self) -> None:
+        """Bring the view up to the log's end (loading it first if need be), in
+        the background; messages meanwhile wait."""
+        if self._reading is None:
+            self._reading = asyncio.create_task(self._read(), name=f"feed-{self.company}")
+
+    async def settled(self) -> None:
+        """Until no load or gap read is under way."""
+        while (reading := self._reading) is not None:
+            await asyncio.shield(reading)
+
+    def stop(self) -> None:
+        if self._reading is not None:
+            self._reading.cancel()
+
+    async def _read(self) -> None:
+        delay = 0.1
+        try:
+            while True:
+                try:
+                    if self.ready.is_set():
+                        await self._read_gap()
+                    else:
+                        await self._load()
+                    break
+                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                    self.store.observer.redis_error("feed")
+                    # From the cursor again: the stream still holds what we missed.
+                    log.warning("feed %s: store unavailable (%s); retrying", self.company, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            self._reading = None
+        pending, self._pending = self._pending, []
+        for data in pending:
+            self.heard("", data)
+
+    async def _load(self) -> None:
         self.epoch, self.cursor = await self.store.head(self.company)
         self.states = await self.store.states(self.company)
         while batch := await self.store.entries(self.company, self.cursor, count=BATCH):
@@ -145,20 +203,21 @@ class CompanyFeed:
             self.cursor = str(batch[-1][0].id)
         self.ready.set()
 
-    async def _follow(self) -> None:
+    async def _read_gap(self) -> None:
         while True:
-            epoch, batch = await self.store.tail(
-                self.company, self.cursor, block_ms=BLOCK_MS, count=BATCH
-            )
+            epoch, batch = await self.store.read_after(self.company, self.cursor, count=BATCH)
             if epoch != self.epoch and self.epoch is not None:
                 log.warning("feed %s: the log's epoch changed; starting over", self.company)
                 self.ready.clear()
                 for subscriber in list(self.subscribers):
                     subscriber.restart()
+                await self._load()
                 return
             self.epoch = epoch
             for event, state in batch:
                 self._publish(event, state)
+            if len(batch) < BATCH:
+                return
 
     def _publish(self, event: Event, state: AgentState) -> None:
         self.states[event.agent] = state
@@ -173,17 +232,21 @@ class Feeds:
     """This instance's feeds: started by a company's first monitor, stopped
     with its last."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, subscriptions: Subscriptions) -> None:
         self.store = store
-        self._feeds: dict[str, tuple[CompanyFeed, asyncio.Task[None]]] = {}
+        self.subscriptions = subscriptions
+        self._feeds: dict[str, CompanyFeed] = {}
+        subscriptions.on_resubscribed(self._check_soon)
+        self._checks: set[asyncio.Task[None]] = set()
 
     async def join(self, company: str) -> CompanyFeed:
         """The company's feed, once ready; the caller then subscribes to it."""
-        if company not in self._feeds:
-            feed = CompanyFeed(self.store, company)
-            task = asyncio.create_task(feed.run(), name=f"feed-{company}")
-            self._feeds[company] = (feed, task)
-        feed, _ = self._feeds[company]
+        feed = self._feeds.get(company)
+        if feed is None:
+            feed = self._feeds[company] = CompanyFeed(self.store, company)
+            # Listening before loading: what lands meanwhile waits in the feed.
+            self.subscriptions.subscribe(self.store.keys.log(company), feed.heard)
+            feed.catch_up()
         # Counted, not subscribed: the feed lives through the wait, but offers
         # nothing to a monitor that has not had its snapshot yet.
         feed.waiting += 1
@@ -196,24 +259,54 @@ class Feeds:
         return feed
 
     def leave(self, company: str, subscriber: Subscriber) -> None:
-        entry = self._feeds.get(company)
-        if entry is None:
+        feed = self._feeds.get(company)
+        if feed is None:
             return
-        feed, _ = entry
         feed.subscribers.discard(subscriber)
         if not feed.subscribers and not feed.waiting:
             self._stop(company)
 
     def _stop(self, company: str) -> None:
-        _, task = self._feeds.pop(company)
-        task.cancel()
+        feed = self._feeds.pop(company)
+        self.subscriptions.unsubscribe(self.store.keys.log(company))
+        feed.stop()
 
     def subscribers(self) -> list[Subscriber]:
-        return [subscriber for feed, _ in self._feeds.values() for subscriber in feed.subscribers]
+        return [subscriber for feed in self._feeds.values() for subscriber in feed.subscribers]
+
+    async def check(self, every: float = CHECK_SECONDS) -> None:
+        """Check every feed's position now and then, until cancelled."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.check_positions()
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                self.store.observer.redis_error("feed")
+                log.warning("feeds: position check skipped (%s)", exc)
+
+    async def check_positions(self) -> None:
+        """Catch up every feed that is behind the log, or on another epoch."""
+        feeds = [feed for feed in self._feeds.values() if feed.ready.is_set() and not feed.busy]
+        for start in range(0, len(feeds), CHECK_BATCH):
+            chunk = feeds[start : start + CHECK_BATCH]
+            heads = await self.store.heads([feed.company for feed in chunk])
+            for feed, (epoch, last) in zip(chunk, heads, strict=True):
+                # A change heard since the read may have moved the cursor past
+                # `last`: catching up then reads nothing, and costs one read.
+                if epoch != feed.epoch or last != feed.cursor:
+                    feed.catch_up()
+
+    def _check_soon(self) -> None:
+        task = asyncio.create_task(self._check_once())
+        self._checks.add(task)
+        task.add_done_callback(self._checks.discard)
+
+    async def _check_once(self) -> None:
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await self.check_positions()
 
     async def close(self) -> None:
-        for _, task in self._feeds.values():
+        for company in list(self._feeds):
+            self._stop(company)
+        for task in list(self._checks):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._feeds.clear()

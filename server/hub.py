@@ -22,20 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 from typing import Any, Final, Protocol
-
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol import CloseCode
 from server.state import AgentState, Event
 from server.store import Outcome, Store, id_key, now_ms
+from server.subscriptions import Subscriptions
 
 __all__ = ["Hub", "LocalConnection"]
 
-log = logging.getLogger("presence.hub")
 
 #: How a connection is closed when another party ended its hold on the session.
 CLOSE_CODE_FOR_REASON: Final = {
@@ -116,30 +112,10 @@ class Hub:
             holder = None
         return closing, holder
 
-    async def listen(self, ready: asyncio.Event | None = None) -> None:
-        """Dispatch other instances' changes until cancelled, resubscribing after
-        Redis errors."""
-        delay = 0.1
-        while True:
-            pubsub = self.store.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.psubscribe(self.store.keys.every_company_changes())
-                await pubsub.subscribe(self.store.keys.control(self.store.instance))
-                if ready is not None:
-                    ready.set()
-                delay = 0.1
-                async for message in pubsub.listen():
-                    if message["type"] == "pmessage":
-                        self._on_message(message["channel"], message["data"])
-                    elif message["type"] == "message":
-                        self._on_control(message["data"])
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                self.store.observer.redis_error("pubsub")
-                log.warning("pub/sub lost (%s); resubscribing in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+    def listen(self, subscriptions: Subscriptions) -> None:
+        """Hear other instances' changes, and questions to this instance."""
+        subscriptions.psubscribe(self.store.keys.every_company_changes(), self._on_message)
+        subscriptions.subscribe(self.store.keys.control(self.store.instance), self._on_control)
 
     # The control channel: one per instance, for questions to the instance itself.
 
@@ -175,39 +151,32 @@ class Hub:
     async def _answer(self, instance: str, reply: str) -> None:
         await self.store.redis.publish(self.store.keys.control(instance), reply)
 
-    def _on_control(self, data: str) -> None:
-        try:
-            message = json.loads(data)
-            if message["t"] == "probe":
-                reply = {"t": "held", "id": message["id"], "held": message["conn"] in self._by_conn}
-                task = asyncio.get_running_loop().create_task(
-                    self._answer(message["from"], json.dumps(reply))
-                )
-                self._replies.add(task)
-                task.add_done_callback(self._replies.discard)
-            elif message["t"] == "held":
-                answer = self._questions.get(message["id"])
-                if answer is not None and not answer.done():
-                    answer.set_result(bool(message["held"]))
-        except Exception:
-            log.exception("could not handle a control message")
+    def _on_control(self, channel: str, data: str) -> None:
+        message = json.loads(data)
+        if message["t"] == "probe":
+            reply = {"t": "held", "id": message["id"], "held": message["conn"] in self._by_conn}
+            task = asyncio.get_running_loop().create_task(
+                self._answer(message["from"], json.dumps(reply))
+            )
+            self._replies.add(task)
+            task.add_done_callback(self._replies.discard)
+        elif message["t"] == "held":
+            answer = self._questions.get(message["id"])
+            if answer is not None and not answer.done():
+                answer.set_result(bool(message["held"]))
 
     def _on_message(self, channel: str, data: str) -> None:
-        try:
-            payload = json.loads(data)
-            if payload.get("instance") == self.store.instance:
-                return
-            self._observe_lag(payload)
-            company = self.store.keys.company_of(channel)
-            # Most copies concern no connection here: look before parsing them.
-            concerned = self._concerned(
-                company, payload["agent"], payload.get("origin") or None, payload.get("ended_conn")
-            )
-            if concerned != (None, None):
-                self.dispatch(Outcome.from_result(company, payload))
-        except Exception:
-            # One bad message must not stop presence for everyone else.
-            log.exception("could not dispatch a published change")
+        payload = json.loads(data)
+        if payload.get("instance") == self.store.instance:
+            return
+        self._observe_lag(payload)
+        company = self.store.keys.company_of(channel)
+        # Most copies concern no connection here: look before parsing them.
+        concerned = self._concerned(
+            company, payload["agent"], payload.get("origin") or None, payload.get("ended_conn")
+        )
+        if concerned != (None, None):
+            self.dispatch(Outcome.from_result(company, payload))
 
     def _observe_lag(self, payload: dict[str, Any]) -> None:
         # From the entry id (Redis's clock when appended), not the event's ts:

@@ -30,6 +30,9 @@ key                            type    holds
                                        write (its reply was lost) applies once
 ``P{C}:changes``               pubsub  an applied change as JSON, when it concerns a
                                        connection on another instance
+``P{C}:log``                   pubsub  every applied change as the log's id before it,
+                                       a newline, and the change as JSON: what
+                                       instances with monitors of ``C`` follow
 =============================  ======  ==============================================
 
 The instances' own keys are global: no hash tag, and every command touches one.
@@ -97,6 +100,9 @@ class Keys:
 
     def changes(self, company: str) -> str:
         return self.company(company) + "changes"
+
+    def log(self, company: str) -> str:
+        return self.company(company) + "log"
 
     # Patterns over every company, and the way back from a name to its company.
 

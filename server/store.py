@@ -36,6 +36,7 @@ __all__ = [
     "id_key",
     "new_session_id",
     "parse_changes",
+    "parse_log_message",
 ]
 
 _CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -171,6 +172,13 @@ def event_from_fields(entry_id: str, fields: dict[str, Any]) -> Event:
 def entry_from_fields(entry_id: str, fields: dict[str, Any]) -> tuple[Event, AgentState]:
     """A stream entry: the event and the agent's state after it."""
     return event_from_fields(entry_id, fields), state_from_fields(fields, entry_id)
+
+
+def parse_log_message(data: str) -> tuple[str, list[tuple[Event, AgentState]]]:
+    """A message of a company's log channel: the id of the entry before the
+    change's first, and the change's entries."""
+    follows, _, result = data.partition("\n")
+    return follows, parse_changes(json.loads(result))
 
 
 def parse_changes(payload: dict[str, Any]) -> list[tuple[Event, AgentState]]:
@@ -389,20 +397,28 @@ class Store:
         )
         return [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
 
-    async def tail(
-        self, company: str, after: str, *, block_ms: int, count: int = 1000
+    async def read_after(
+        self, company: str, after: str, *, count: int = 1000
     ) -> tuple[str | None, list[tuple[Event, AgentState]]]:
-        """The log's epoch and its entries after ``after``, waiting up to
-        ``block_ms`` for the first one. One round trip: the epoch is read right
-        after the entries, on the same connection."""
+        """The log's epoch and up to ``count`` entries after ``after``, in one
+        round trip: the epoch says whether ``after`` is still a position in it."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xread({self.keys.events(company): after}, count=count, block=block_ms)
+            pipe.xrange(self.keys.events(company), min="(" + after, count=count)
             pipe.get(self.keys.epoch(company))
-            reply, epoch = await pipe.execute()
-        if not reply:
-            return epoch, []
-        _, raw = cast(list[tuple[str, list[tuple[str, dict[str, str]]]]], reply)[0]
+            raw, epoch = await pipe.execute()
         return epoch, [entry_from_fields(entry_id, fields) for entry_id, fields in raw]
+
+    async def heads(self, companies: Sequence[str]) -> list[tuple[str | None, str]]:
+        """:meth:`head` of each company, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for company in companies:
+                pipe.get(self.keys.epoch(company))
+                pipe.xrevrange(self.keys.events(company), count=1)
+            replies = await pipe.execute()
+        return [
+            (epoch, last[0][0] if last else ORIGIN)
+            for epoch, last in zip(replies[::2], replies[1::2], strict=True)
+        ]
 
     async def log(
         self,

@@ -30,11 +30,14 @@
 --   instance   - the instance applying it (pub/sub listeners skip their own changes)
 --   request_id - a retried request (the reply was lost to a network blip or a
 --                Redis restart) gets its first result again, applied once
--- Returns one JSON map per change, in order, published when anything changed
--- that another instance must act on:
+-- Returns one JSON map per change, in order:
 -- {ok = true, agent, changes = [{event, state}], session, resumed, origin
 -- (conn), instance, ended_conn (the connection whose hold on the session this
 -- change ended)} or {error = code, message = text}.
+-- Publishes a change that appended anything on the company's log channel
+-- (key.log), after the id of the entry before its first: a follower whose
+-- cursor is that id has missed nothing; any other reads the gap from the
+-- stream. And on key.changes, when another instance must act on it.
 
 -- The agent's hash fields (`conn`: the connection holding the session).
 local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
@@ -78,6 +81,17 @@ local function snapshot(state)
     return copy
 end
 
+-- The id of the log's last entry: read once per run, then kept as entries are
+-- appended, so that each published change says what it follows.
+local last_id = nil
+local function log_position()
+    if last_id == nil then
+        local last = redis.call('XREVRANGE', key.events, '+', '-', 'COUNT', 1)
+        last_id = last[1] and last[1][1] or '0-0'
+    end
+    return last_id
+end
+
 -- One event of the plan: the state after it (rules.evolve), then the event is
 -- appended and kept in `changes`.
 local function emit(state, agent, now, changes, planned)
@@ -101,6 +115,7 @@ local function emit(state, agent, now, changes, planned)
         redis.call('XADD', index_key, id, 'value', value)
     end
     state.version = id
+    last_id = id
 
     local event = { id = id, ts = now, agent = agent, session = session or '', type = planned.kind,
         value = value, reason = planned.reason or '' }
@@ -172,6 +187,7 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
     end
 
     local changes = {}
+    local follows = #plan > 0 and log_position()
     for i = 1, #plan do emit(state, agent, now, changes, plan[i]) end
 
     if plan.delete then redis.call('DEL', key.session(plan.delete)) end
@@ -223,6 +239,7 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
     if #changes > 0 and (elsewhere(state.conn, mine) or elsewhere(result.ended_conn, mine)) then
         redis.call('PUBLISH', key.changes, encoded)
     end
+    if #changes > 0 then redis.call('PUBLISH', key.log, follows .. '\n' .. encoded) end
     -- Long enough for any retry of this request; short enough to cost little.
     redis.call('SET', request_key, encoded, 'EX', 120)
     return encoded

@@ -11,6 +11,7 @@ local key = {
     agents = base .. 'agents',
     config = base .. 'config',
     changes = base .. 'changes',
+    log = base .. 'log',
     agent = function(agent) return base .. 'agent:' .. agent end,
     agent_log = function(agent) return base .. 'agent-log:' .. agent end,
     session = function(session) return base .. 'session:' .. session end,
