@@ -7,11 +7,11 @@ bookkeeping) was over a third of the server's CPU. Coalescing the changes that
 queue up meanwhile into one run costs an idle server nothing (a lone request
 leaves at once) and makes a busy one cheaper per change the busier it gets.
 
-Batches are per key (a company: one script run touches one company's keys, so
-one cluster slot), at most ``max_batch`` items, at most ``max_in_flight`` at
-once per key — more than one, so a request never waits for a whole round trip
-of someone else's batch while the connection pool has room (the ACD's claims
-were latency-bound at one).
+Batches are per key (a shard: the companies one script run may touch
+together; on Redis Cluster, one slot), at most ``max_batch`` items, at most
+``max_in_flight`` at once per key — more than one, so a request never waits
+for a whole round trip of someone else's batch while the connection pool has
+room (the ACD's claims were latency-bound at one).
 """
 
 from __future__ import annotations

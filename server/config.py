@@ -37,7 +37,7 @@ class Settings:
     jwt_secret: str | None = None
     data_dir: Path = field(default_factory=default_data_dir)
     key_prefix: str = "presence:"
-    redis_connections: int = 256
+    redis_connections: int = 32
     ping_interval: float = 10.0
     ping_timeout: float = 10.0
     session_ttl: int = 120

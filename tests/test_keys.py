@@ -17,6 +17,7 @@ async def test_the_script_and_python_build_the_same_keys(
     company = "acme.co-1"
     table = resources.files("server").joinpath("lua/keys.lua").read_text()
     probe = """
+    local key = keys_of(KEYS[1])
     return {key.events, key.epoch, key.agents, key.config, key.changes, key.log, key.agent('a-1'),
         key.agent_log('a-1'), key.session('01JD'), key.idle(), key.idle('sales'),
         key.request('r1')}

@@ -354,7 +354,8 @@ async def test_one_script_run_applies_a_batch_and_a_failing_change_fails_alone(
         *["activity", "a-2", str(NOW), "test/2", "{not json", "", "request-2"],
         *["activity", "a-2", str(NOW), "test/2", meeting, "", "request-3"],
     ]
-    first, failed, third = await store._apply(keys=[store.keys.company("acme")], args=args)
+    keys = [store.keys.company("acme")] * 3
+    first, failed, third = await store._apply(keys=keys, args=args)
     assert json.loads(failed)["error"] == "internal"
     assert "ok" in json.loads(first) and "ok" in json.loads(third)
     assert [(e.agent, e.value) for e in await store.events("acme") if e.value == "meeting"] == [
@@ -389,3 +390,27 @@ async def test_concurrent_changes_each_get_their_own_outcome(store: Store) -> No
     results = await asyncio.gather(*(change(n, agent) for n, agent in enumerate(agents)))
     assert results == ["stale" if n % 2 == 0 else "break" for n in range(len(agents))]
     await check_company(store, "acme")
+
+
+async def test_one_run_serves_many_companies_each_in_its_own_keys(store: Store) -> None:
+    """Changes of different companies share script runs (one Redis node), and
+    each lands in its own company's log, state and indexes, published on its
+    own channel."""
+    companies = [f"co-{n}" for n in range(30)]
+    await asyncio.gather(
+        *(store.hello(company, "a-1", conn=f"test/{company}", now=NOW) for company in companies)
+    )
+    outcomes = await asyncio.gather(
+        *(
+            store.set_status(
+                company, "a-1", "available", by_user=True, now=NOW + 1, conn=f"test/{company}"
+            )
+            for company in companies
+        )
+    )
+    for company, outcome in zip(companies, outcomes, strict=True):
+        assert outcome.company == company
+        assert outcome.state is not None and outcome.state.routable
+        assert [e.value for e in await store.events(company)] == ["connected", "busy", "available"]
+        assert [s.agent for s in await store.idle_states(company)] == ["a-1"]
+        await check_company(store, company)

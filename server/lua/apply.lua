@@ -5,15 +5,16 @@
 -- the plumbing only: what a change is allowed to do, and the state each event
 -- leaves, is rules.lua's (stated again in Python by server/reference_model.py).
 --
--- One run applies a batch of changes of one company, each on its own (a
--- refusal refuses that change only): the store coalesces the changes that
--- arrive while a run is in flight, so one round trip serves many consoles.
+-- One run applies a batch of changes, each on its own (a refusal refuses that
+-- change only): the store coalesces the changes that arrive while a run is in
+-- flight, of any companies that share a Redis Cluster slot (on one node: of
+-- every company), so one round trip serves many consoles and many tenants.
 --
--- KEYS[1] - the company's key prefix, e.g. "presence:{acme}:". Every key this
---           script touches is built from it by the `key` table of keys.lua (the
+-- KEYS[i] - the key prefix of change i's company, e.g. "presence:{acme}:". Every
+--           key a change touches is built from it by keys.lua's keys_of (the
 --           mirror of server/keys.py's company builders), so all of them share
---           the "{acme}" hash tag and the slot KEYS[1] routes to.
--- ARGV    - 7 values per change:
+--           the "{acme}" hash tag and the slot KEYS[i] routes to.
+-- ARGV    - 7 values per change, in the order of KEYS:
 --   op         - hello | disconnect | status | activity | acd | claim
 --   agent      - agent id ("" for claim: the script picks one)
 --   now        - integer milliseconds since the epoch, as a decimal string
@@ -81,20 +82,23 @@ local function snapshot(state)
     return copy
 end
 
--- The id of the log's last entry: read once per run, then kept as entries are
--- appended, so that each published change says what it follows.
-local last_id = nil
-local function log_position()
+-- The id of each company's log's last entry (by its events key): read once
+-- per run, then kept as entries are appended, so that each published change
+-- says what it follows.
+local last_ids = {}
+local function log_position(key)
+    local last_id = last_ids[key.events]
     if last_id == nil then
         local last = redis.call('XREVRANGE', key.events, '+', '-', 'COUNT', 1)
         last_id = last[1] and last[1][1] or '0-0'
+        last_ids[key.events] = last_id
     end
     return last_id
 end
 
 -- One event of the plan: the state after it (rules.evolve), then the event is
 -- appended and kept in `changes`.
-local function emit(state, agent, now, changes, planned)
+local function emit(key, state, agent, now, changes, planned)
     local value, session, segments = planned.value, planned.session, planned.segments
     rules.evolve(state, value, now, session, segments)
 
@@ -115,7 +119,7 @@ local function emit(state, agent, now, changes, planned)
         redis.call('XADD', index_key, id, 'value', value)
     end
     state.version = id
-    last_id = id
+    last_ids[key.events] = id
 
     local event = { id = id, ts = now, agent = agent, session = session or '', type = planned.kind,
         value = value, reason = planned.reason or '' }
@@ -128,7 +132,7 @@ local function elsewhere(c, mine)
     return c ~= nil and c ~= '' and string.sub(c, 1, #mine) ~= mine
 end
 
-local function apply(op, agent, now, conn, args_json, instance, request_id)
+local function apply(key, op, agent, now, conn, args_json, instance, request_id)
     local request_key = key.request(request_id)
     local earlier = redis.call('GET', request_key)
     if earlier then return earlier end
@@ -187,8 +191,8 @@ local function apply(op, agent, now, conn, args_json, instance, request_id)
     end
 
     local changes = {}
-    local follows = #plan > 0 and log_position()
-    for i = 1, #plan do emit(state, agent, now, changes, plan[i]) end
+    local follows = #plan > 0 and log_position(key)
+    for i = 1, #plan do emit(key, state, agent, now, changes, plan[i]) end
 
     if plan.delete then redis.call('DEL', key.session(plan.delete)) end
     if plan.persist then redis.call('PERSIST', key.session(plan.session)) end
@@ -248,9 +252,10 @@ end
 -- A change that fails (a bug, or Redis refusing a write: OOM) fails alone; the
 -- others in the batch still apply.
 local results = {}
-for i = 1, #ARGV, 7 do
-    local ok, result = pcall(apply, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-        ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
+for n, base in ipairs(KEYS) do
+    local i = (n - 1) * 7 + 1
+    local ok, result = pcall(apply, keys_of(base), ARGV[i], ARGV[i + 1], ARGV[i + 2],
+        ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
     if not ok then
         local message = type(result) == 'table' and result.err or tostring(result)
         result = cjson.encode({ error = 'internal', message = message })
