@@ -6,14 +6,14 @@ entry out to them, in log order, whoever wrote it.
 
 It follows the log without a connection of its own. The write script
 publishes every change on the company's log channel with the id of the entry
-before it; the feed takes a change that follows its cursor as it is, and
-reads the gap from the stream (``XRANGE`` after its cursor) whenever one does
-not — pub/sub is lossy, the stream is the record. :class:`Feeds` also checks
-every feed's position against the log now and then, and after the pub/sub
-connection comes back, which catches a loss nothing else would show (the last
-message of a quiet company). An instance following thousands of companies
-holds one pub/sub connection, and a company with no changes costs nothing but
-those checks.
+before it (one message per script run); the feed takes a change that follows
+its cursor as it is, and reads the gap from the stream (``XRANGE`` after its
+cursor) whenever one does not — pub/sub is lossy, the stream is the record.
+:class:`Feeds` also checks every feed's position against the log now and then,
+and after the pub/sub connection comes back, which catches a loss nothing else
+would show (the last message of a quiet company). An instance following
+thousands of companies holds one pub/sub connection, and a company with no
+changes costs nothing but those checks.
 
 A feed starts from a consistent view, without locking anything::
 
@@ -141,19 +141,18 @@ class CompanyFeed:
         ]
 
     def heard(self, channel: str, data: str) -> None:
-        """A message of the company's log channel: one change."""
+        """A message of the company's log channel: the changes of one script run."""
         if self._reading is not None:
             self._pending.append(data)
             return
-        follows, entries = parse_log_message(data)
-        if not entries:
-            return
-        if self.epoch is not None and follows == self.cursor:
-            for event, state in entries:
-                self._publish(event, state)
-        elif self.epoch is None or id_key(str(entries[-1][0].id)) > id_key(self.cursor):
-            self.catch_up()  # missed something: the stream has it
-        # else: already had it (read with a gap)
+        for follows, entries in parse_log_message(data):
+            if self.epoch is not None and follows == self.cursor:
+                for event, state in entries:
+                    self._publish(event, state)
+            elif self.epoch is None or id_key(str(entries[-1][0].id)) > id_key(self.cursor):
+                self.catch_up()  # missed something: the stream has it, and the rest
+                return
+            # else: already had it (read with a gap)
 
     def catch_up(self) -> None:
         """Bring the view up to the log's end (loading it first if need be), in

@@ -30,8 +30,8 @@ key                            type    holds
                                        write (its reply was lost) applies once
 ``P{C}:changes``               pubsub  an applied change as JSON, when it concerns a
                                        connection on another instance
-``P{C}:log``                   pubsub  every applied change as the log's id before it,
-                                       a newline, and the change as JSON: what
+``P{C}:log``                   pubsub  every applied change, with the log's id before
+                                       it, one message per script run: what
                                        instances with monitors of ``C`` follow
 =============================  ======  ==============================================
 

@@ -174,11 +174,10 @@ def entry_from_fields(entry_id: str, fields: dict[str, Any]) -> tuple[Event, Age
     return event_from_fields(entry_id, fields), state_from_fields(fields, entry_id)
 
 
-def parse_log_message(data: str) -> tuple[str, list[tuple[Event, AgentState]]]:
-    """A message of a company's log channel: the id of the entry before the
-    change's first, and the change's entries."""
-    follows, _, result = data.partition("\n")
-    return follows, parse_changes(json.loads(result))
+def parse_log_message(data: str) -> list[tuple[str, list[tuple[Event, AgentState]]]]:
+    """A message of a company's log channel: for each change, in log order, the
+    id of the entry before its first, and its entries."""
+    return [(item["follows"], parse_changes(item["result"])) for item in json.loads(data)]
 
 
 def parse_changes(payload: dict[str, Any]) -> list[tuple[Event, AgentState]]:

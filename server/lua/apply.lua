@@ -35,10 +35,11 @@
 -- {ok = true, agent, changes = [{event, state}], session, resumed, origin
 -- (conn), instance, ended_conn (the connection whose hold on the session this
 -- change ended)} or {error = code, message = text}.
--- Publishes a change that appended anything on the company's log channel
--- (key.log), after the id of the entry before its first: a follower whose
+-- Publishes, once per run and company, the changes that appended anything on
+-- the company's log channel (key.log): a JSON list of {follows, result}, where
+-- `follows` is the id of the entry before the change's first. A follower whose
 -- cursor is that id has missed nothing; any other reads the gap from the
--- stream. And on key.changes, when another instance must act on it.
+-- stream. And each change on key.changes, when another instance must act on it.
 
 -- The agent's hash fields (`conn`: the connection holding the session).
 local FIELDS = { 'agent', 'session', 'connection', 'status', 'activity', 'segments',
@@ -86,6 +87,8 @@ end
 -- per run, then kept as entries are appended, so that each published change
 -- says what it follows.
 local last_ids = {}
+-- Each company's log channel and what to publish on it at the end of the run.
+local published = {}
 local function log_position(key)
     local last_id = last_ids[key.events]
     if last_id == nil then
@@ -243,7 +246,14 @@ local function apply(key, op, agent, now, conn, args_json, instance, request_id)
     if #changes > 0 and (elsewhere(state.conn, mine) or elsewhere(result.ended_conn, mine)) then
         redis.call('PUBLISH', key.changes, encoded)
     end
-    if #changes > 0 then redis.call('PUBLISH', key.log, follows .. '\n' .. encoded) end
+    if #changes > 0 then
+        local logged = published[key.log]
+        if logged == nil then
+            logged = {}
+            published[key.log] = logged
+        end
+        logged[#logged + 1] = '{"follows":"' .. follows .. '","result":' .. encoded .. '}'
+    end
     -- Long enough for any retry of this request; short enough to cost little.
     redis.call('SET', request_key, encoded, 'EX', 120)
     return encoded
@@ -261,5 +271,10 @@ for n, base in ipairs(KEYS) do
         result = cjson.encode({ error = 'internal', message = message })
     end
     results[#results + 1] = result
+end
+-- One message per company a run changed: at thousands of changes a second,
+-- each message costs every follower more than its contents do.
+for channel, logged in pairs(published) do
+    redis.call('PUBLISH', channel, '[' .. table.concat(logged, ',') .. ']')
 end
 return results
