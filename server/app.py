@@ -88,7 +88,14 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             max_connections=1,
         )
         metrics = Metrics()
-        store = Store(client, settings.key_prefix, instance, settings.store_retry, observer=metrics)
+        store = Store(
+            client,
+            settings.key_prefix,
+            instance,
+            settings.store_retry,
+            observer=metrics,
+            replicas=1 if settings.durability == "replicated" else 0,
+        )
         hub = Hub(store)
         store.on_applied = hub.dispatch
         subscriptions = Subscriptions(listener, metrics)

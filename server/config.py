@@ -11,9 +11,16 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["OPTIONS", "Settings", "add_arguments", "default_data_dir", "settings_from"]
+__all__ = [
+    "DURABILITIES",
+    "OPTIONS",
+    "Settings",
+    "add_arguments",
+    "default_data_dir",
+    "settings_from",
+]
 
 
 def default_data_dir() -> Path:
@@ -27,6 +34,17 @@ def _origins(text: str) -> tuple[str, ...]:
 
 def _optional(text: str) -> str | None:
     return text or None
+
+
+#: What an acknowledgement promises: written on the master (``local``), or also
+#: on a replica (``replicated``).
+DURABILITIES: Final = ("local", "replicated")
+
+
+def _durability(text: str) -> str:
+    if text not in DURABILITIES:
+        raise ValueError(f"durability must be one of {', '.join(DURABILITIES)}, not {text!r}")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +68,7 @@ class Settings:
     retention_days: float = 30.0
     instance_ttl: float = 5.0
     store_retry: float = 5.0
+    durability: str = "local"
     drain_timeout: float = 10.0
     log_level: str = "info"
 
@@ -115,6 +134,12 @@ OPTIONS: tuple[Option, ...] = (
         "records server-lost for its sessions",
     ),
     Option("store_retry", float, "seconds a write keeps retrying through Redis errors"),
+    Option(
+        "durability",
+        _durability,
+        "local: acknowledge a change once the Redis master has it; replicated: once a replica "
+        "has it too (WAIT), else store-unavailable",
+    ),
     Option(
         "drain_timeout",
         float,

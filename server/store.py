@@ -23,7 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol import DEFAULT_STATUSES, ErrorCode
 from server.coalesce import Coalescer
-from server.errors import Refused, StaleConnection, StoreUnavailable
+from server.errors import NotReplicated, Refused, StaleConnection, StoreUnavailable
 from server.keys import Keys
 from server.state import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
@@ -49,6 +49,9 @@ ORIGIN: Final = "0-0"
 WRITE_BATCH: Final = 64
 #: Script runs in flight at once per shard (every company, on one Redis node).
 WRITES_IN_FLIGHT: Final = 4
+#: How long one write waits for a replica's confirmation (durability
+#: ``replicated``); the write is retried until ``store_retry`` runs out.
+REPLICATION_WAIT_MS: Final = 1000
 #: The write script, in the order its parts run as one script: the keys, the
 #: rules (pure: what a change does), then the writes that carry them out.
 WRITE_SCRIPT: Final = ("keys.lua", "rules.lua", "apply.lua")
@@ -204,6 +207,9 @@ class Store:
     retry_for: float = 5.0
     #: Told of writes and Redis errors, for the metrics.
     observer: Observer = field(default_factory=Observer, repr=False)
+    #: Replicas that must confirm a write before it is acknowledged (``WAIT``):
+    #: 0 with durability ``local``, 1 with ``replicated``.
+    replicas: int = 0
     #: Called with every applied change before the write returns: the hub's
     #: :meth:`~server.hub.Hub.dispatch`, once the app has one.
     on_applied: Callable[[Outcome], None] = field(default=lambda outcome: None, repr=False)
@@ -240,7 +246,7 @@ class Store:
                     self.shard(company), (self.keys.company(company), script_args)
                 )
                 break
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            except (RedisConnectionError, RedisTimeoutError, OSError, NotReplicated) as exc:
                 self.observer.redis_error("script")
                 if time.monotonic() + delay > deadline:
                     # Timed too: a write that gave up is the latency that matters most.
@@ -270,7 +276,19 @@ class Store:
     async def _apply_batch(self, shard: str, batch: Sequence[tuple[str, list[str]]]) -> list[str]:
         keys = [company_prefix for company_prefix, _ in batch]
         arguments = [value for _, script_args in batch for value in script_args]
-        results: list[str] = await self._apply(keys=keys, args=arguments)
+        if not self.replicas:
+            results: list[str] = await self._apply(keys=keys, args=arguments)
+            return results
+        # WAIT counts the replicas that have every write of its own connection:
+        # the script and WAIT go down one connection, in one round trip. A
+        # retried change's script writes too (its request key's expiry), so
+        # WAIT then confirms the first attempt's writes as well.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._apply(keys=keys, args=arguments, client=pipe)
+            pipe.wait(self.replicas, REPLICATION_WAIT_MS)
+            results, confirmed = await pipe.execute()
+        if confirmed < self.replicas:
+            raise NotReplicated(f"{confirmed} of {self.replicas} replicas confirmed in time")
         return results
 
     async def hello(

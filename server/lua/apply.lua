@@ -138,7 +138,12 @@ end
 local function apply(key, op, agent, now, conn, args_json, instance, request_id)
     local request_key = key.request(request_id)
     local earlier = redis.call('GET', request_key)
-    if earlier then return earlier end
+    if earlier then
+        -- A write, so that a WAIT after this run also covers the first attempt's
+        -- writes (durability replicated): the replication stream is in order.
+        redis.call('EXPIRE', request_key, 120)
+        return earlier
+    end
     local args = cjson.decode(args_json)
 
     -- Company settings; rules.config fills in server/state.py's CompanyConfig defaults.
