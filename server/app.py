@@ -96,10 +96,10 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             observer=metrics,
             replicas=1 if settings.durability == "replicated" else 0,
         )
-        hub = Hub(store)
-        store.on_applied = hub.dispatch
         subscriptions = Subscriptions(listener, metrics)
-        hub.listen(subscriptions)
+        hub = Hub(store, subscriptions)
+        store.on_applied = hub.dispatch
+        hub.listen()
         liveness = Liveness(store, hub, settings.instance_ttl, settings.session_ttl)
         runtime = Runtime(
             settings,

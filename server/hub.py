@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import Counter
 from typing import Any, Final, Protocol
 
 from presence_protocol import CloseCode
@@ -60,10 +61,14 @@ class LocalConnection(Protocol):
 
 
 class Hub:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, subscriptions: Subscriptions) -> None:
         self.store = store
+        self.subscriptions = subscriptions
         self._by_conn: dict[str, LocalConnection] = {}
         self._by_agent: dict[tuple[str, str], LocalConnection] = {}
+        #: Connections registered per company: its changes channel is listened
+        #: to while there is one.
+        self._per_company: Counter[str] = Counter()
         #: Our probes awaiting an answer, by id.
         self._questions: dict[str, asyncio.Future[bool]] = {}
         self._replies: set[asyncio.Task[None]] = set()
@@ -77,12 +82,22 @@ class Hub:
     def register(self, connection: LocalConnection) -> None:
         self._by_conn[connection.conn_id] = connection
         self._by_agent[connection.company, connection.agent] = connection
+        company = connection.company
+        self._per_company[company] += 1
+        if self._per_company[company] == 1:
+            self.subscriptions.subscribe(self.store.keys.changes(company), self._on_message)
 
     def unregister(self, connection: LocalConnection) -> None:
-        self._by_conn.pop(connection.conn_id, None)
-        key = (connection.company, connection.agent)
+        if self._by_conn.pop(connection.conn_id, None) is None:
+            return
+        company = connection.company
+        key = (company, connection.agent)
         if self._by_agent.get(key) is connection:
             del self._by_agent[key]
+        self._per_company[company] -= 1
+        if not self._per_company[company]:
+            del self._per_company[company]
+            self.subscriptions.unsubscribe(self.store.keys.changes(company))
 
     def dispatch(self, outcome: Outcome) -> None:
         """Act on one applied change, this instance's or a published copy of another's."""
@@ -112,10 +127,10 @@ class Hub:
             holder = None
         return closing, holder
 
-    def listen(self, subscriptions: Subscriptions) -> None:
-        """Hear other instances' changes, and questions to this instance."""
-        subscriptions.psubscribe(self.store.keys.every_company_changes(), self._on_message)
-        subscriptions.subscribe(self.store.keys.control(self.store.instance), self._on_control)
+    def listen(self) -> None:
+        """Hear questions to this instance (other instances' changes are heard
+        per company, while it holds connections of that company)."""
+        self.subscriptions.subscribe(self.store.keys.control(self.store.instance), self._on_control)
 
     # The control channel: one per instance, for questions to the instance itself.
 
@@ -135,7 +150,7 @@ class Hub:
         try:
             # Redis counts the subscribers that got it: none means no instance
             # listens there any more (its connection died with it).
-            heard = await self.store.redis.publish(
+            heard = await self.store.redis.spublish(
                 self.store.keys.control(instance), json.dumps(question)
             )
             if not heard:
@@ -149,7 +164,7 @@ class Hub:
             self._questions.pop(question["id"], None)
 
     async def _answer(self, instance: str, reply: str) -> None:
-        await self.store.redis.publish(self.store.keys.control(instance), reply)
+        await self.store.redis.spublish(self.store.keys.control(instance), reply)
 
     def _on_control(self, channel: str, data: str) -> None:
         message = json.loads(data)

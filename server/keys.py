@@ -110,10 +110,6 @@ class Keys:
         """Every company's log, for SCAN."""
         return self.prefix + "{*}:events"
 
-    def every_company_changes(self) -> str:
-        """Every company's changes channel, for PSUBSCRIBE."""
-        return self.prefix + "{*}:changes"
-
     def company_of(self, name: str) -> str:
         """The company of one of its keys or channels."""
         return name[len(self.prefix) + 1 : name.index("}:", len(self.prefix))]

@@ -1,11 +1,15 @@
-"""This instance's one pub/sub connection, and who hears each of its channels.
+r"""This instance's one pub/sub connection, and who hears each of its channels.
 
-Every channel the instance listens to — the changes of every company (for its
-agent connections), its own control channel (liveness probes), and the log
-channel of each company it has monitors for — shares one connection, apart
-from the pool that writes use: a subscription never takes a connection a
-write is waiting for, and the number of connections does not grow with the
-number of companies followed.
+Every channel the instance listens to — the changes channel of each company
+it holds agent connections of, the log channel of each company it has
+monitors for, its own control channel (liveness probes) — shares one
+connection, apart from the pool that writes use: a subscription never takes a
+connection a write is waiting for, and the number of connections does not
+grow with the number of companies followed.
+
+Every channel is a sharded one (``SSUBSCRIBE``; the script ``SPUBLISH``\es):
+a company's channels carry its hash tag, so on Redis Cluster a change travels
+only within its company's shard; on one node they behave as classic pub/sub.
 
 Subscribing and unsubscribing never wait: the wish is recorded at once (a
 message for a channel nobody wants any more is dropped) and the commands go
@@ -47,7 +51,6 @@ class Subscriptions:
         self.redis = redis
         self.observer = observer
         self._channels: dict[str, Handler] = {}
-        self._patterns: dict[str, Handler] = {}
         self._resubscribed: list[Callable[[], None]] = []
         #: Commands for the current connection, in the order asked for.
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -55,7 +58,7 @@ class Subscriptions:
         self.connected = asyncio.Event()
 
     def __len__(self) -> int:
-        return len(self._channels) + len(self._patterns)
+        return len(self._channels)
 
     def on_resubscribed(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time the subscriptions are back after a lost connection."""
@@ -63,21 +66,17 @@ class Subscriptions:
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._channels[channel] = handler
-        self._outbox.put_nowait(("subscribe", channel))
-
-    def psubscribe(self, pattern: str, handler: Handler) -> None:
-        self._patterns[pattern] = handler
-        self._outbox.put_nowait(("psubscribe", pattern))
+        self._outbox.put_nowait(("ssubscribe", channel))
 
     def unsubscribe(self, channel: str) -> None:
         if self._channels.pop(channel, None) is not None:
-            self._outbox.put_nowait(("unsubscribe", channel))
+            self._outbox.put_nowait(("sunsubscribe", channel))
 
     async def run(self) -> None:
         """Listen and hand each message to its handler until cancelled;
         subscribe again to everything after Redis errors. Something must be
         subscribed to before it starts (the hub's channels always are)."""
-        assert self._channels or self._patterns, "redis-py reads nothing before a subscription"
+        assert self._channels, "redis-py reads nothing before a subscription"
         delay, first = 0.1, True
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
@@ -87,10 +86,7 @@ class Subscriptions:
                 # through the outbox, in order.
                 while not self._outbox.empty():
                     self._outbox.get_nowait()
-                if self._patterns:
-                    await pubsub.psubscribe(*self._patterns)
-                if self._channels:
-                    await pubsub.subscribe(*self._channels)
+                await pubsub.ssubscribe(*self._channels)
                 sender = asyncio.create_task(self._send(pubsub))
                 self.connected.set()
                 delay = 0.1
@@ -123,13 +119,9 @@ class Subscriptions:
             await getattr(pubsub, command)(name)
 
     def _route(self, message: dict[str, Any]) -> None:
-        kind = message["type"]
-        if kind == "message":
-            handler = self._channels.get(message["channel"])
-        elif kind == "pmessage":
-            handler = self._patterns.get(message["pattern"])
-        else:
+        if message["type"] != "smessage":
             return
+        handler = self._channels.get(message["channel"])
         if handler is None:
             return  # unsubscribed meanwhile
         try:

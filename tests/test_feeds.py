@@ -76,7 +76,7 @@ async def test_a_change_that_does_not_follow_the_cursor_is_read_with_its_gap(
     monitor = Collected()
     feed.subscribers.add(monitor)
     published = store.redis.pubsub(ignore_subscribe_messages=True)
-    await published.subscribe(store.keys.log("acme"))
+    await published.ssubscribe(store.keys.log("acme"))
 
     await store.set_status("acme", "a-1", "available", by_user=True, now=NOW + 1, conn="c1")
     await store.set_status("acme", "a-1", "break", by_user=True, now=NOW + 2, conn="c1")

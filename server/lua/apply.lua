@@ -249,7 +249,7 @@ local function apply(key, op, agent, now, conn, args_json, instance, request_id)
     -- a second every instance decoding every change would cost them all.
     local mine = instance .. '/'
     if #changes > 0 and (elsewhere(state.conn, mine) or elsewhere(result.ended_conn, mine)) then
-        redis.call('PUBLISH', key.changes, encoded)
+        redis.call('SPUBLISH', key.changes, encoded)
     end
     if #changes > 0 then
         local logged = published[key.log]
@@ -280,6 +280,6 @@ end
 -- One message per company a run changed: at thousands of changes a second,
 -- each message costs every follower more than its contents do.
 for channel, logged in pairs(published) do
-    redis.call('PUBLISH', channel, '[' .. table.concat(logged, ',') .. ']')
+    redis.call('SPUBLISH', channel, '[' .. table.concat(logged, ',') .. ']')
 end
 return results
