@@ -39,6 +39,8 @@ The instances' own keys are global: no hash tag, and every command touches one.
 
 =============================  ======  ==============================================
 ``P:instances``                set     every instance that may hold sessions
+``P:companies``                set     every company that ever had an agent connect:
+                                       what retention walks (no SCAN of the keyspace)
 ``P:alive:<instance>``         string  the instance's proof of life, ``instance_ttl``
 ``P:conns:<instance>``         hash    connection id → ``company agent``, for each
                                        session the instance holds
@@ -106,10 +108,6 @@ class Keys:
 
     # Patterns over every company, and the way back from a name to its company.
 
-    def every_company_events(self) -> str:
-        """Every company's log, for SCAN."""
-        return self.prefix + "{*}:events"
-
     def company_of(self, name: str) -> str:
         """The company of one of its keys or channels."""
         return name[len(self.prefix) + 1 : name.index("}:", len(self.prefix))]
@@ -118,6 +116,9 @@ class Keys:
 
     def instances(self) -> str:
         return self.prefix + "instances"
+
+    def companies(self) -> str:
+        return self.prefix + "companies"
 
     def alive(self, instance: str) -> str:
         return self.prefix + "alive:" + instance

@@ -217,6 +217,8 @@ class Store:
     keys: Keys = field(init=False)
     _apply: Any = field(init=False, repr=False)
     _writes: Coalescer[tuple[str, list[str]], str] = field(init=False, repr=False)
+    #: Companies this process has put in the registry.
+    _registered: set[str] = field(init=False, repr=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.prefix)
@@ -316,6 +318,7 @@ class Store:
         and nothing is applied. Not checked unless given.
         """
         checked = expected_holder is not Unchecked.UNCHECKED
+        await self._register(company, again=restore)
         args = {
             "session": session,
             "new_session": session if restore and session else new_session_id(now),
@@ -392,9 +395,18 @@ class Store:
             await pipe.execute()
 
     async def companies(self) -> list[str]:
-        """Every company with a log."""
-        pattern = self.keys.every_company_events()
-        return [self.keys.company_of(key) async for key in self.redis.scan_iter(match=pattern)]
+        """Every company with a log: the registry's, not a SCAN of the keyspace
+        (on Redis Cluster that would visit every node, and cost as much as the
+        whole keyspace)."""
+        return [company async for company in self.redis.sscan_iter(self.keys.companies())]
+
+    async def _register(self, company: str, *, again: bool = False) -> None:
+        """Put ``company`` in the registry, once per process (``again``: the
+        store lost its data, registry included): a company's log starts with an
+        agent's hello, so registering there covers every log."""
+        if again or company not in self._registered:
+            await self.redis.sadd(self.keys.companies(), company)
+            self._registered.add(company)
 
     # Reads.
 

@@ -15,6 +15,8 @@ async def test_trims_what_is_older_than_the_retention_only(store: Store) -> None
     for company in ("acme", "globex"):
         await store.hello(company, "a-1", conn="t/1", now=now)
         await store.set_status(company, "a-1", "break", by_user=True, now=now, conn="t/1")
+    # Found in the registry the hellos filled, not by scanning the keyspace.
+    assert sorted(await store.companies()) == ["acme", "globex"]
     assert await trim_all(store, retention_days=30, now_ms=now) == 2
     assert len(await store.events("acme")) == 3  # a month's retention keeps today
     assert await store.recoverable_after("acme", ORIGIN)
