@@ -115,9 +115,10 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         metrics.watch(feeds=runtime.feeds, deferred=runtime.deferred, liveness=liveness)
         app.state.runtime = runtime
 
-        async def restore_sessions() -> None:
+        async def restore_sessions(companies: set[str]) -> None:
             for connection in hub.connections():
-                await connection.restore()
+                if connection.company in companies:
+                    await connection.restore()
 
         liveness.on_data_lost = restore_sessions
         tasks = [

@@ -15,10 +15,13 @@ came back elsewhere, or another sweeper got there first), so only one
 ``server-lost`` is ever recorded per session. An instance starting with no
 other alive sweeps at once: the first one up cleans after the last one down.
 
-If Redis comes back empty (restarted without its disk), every instance sees
-that its stamp (``P:stamp``) changed and puts back the sessions it really
-holds: each gets ``connected`` again, with the same session id and its last
-status; the company's log starts over under a new epoch.
+If Redis loses a company's data (restarted without its disk; on a cluster,
+one node of several), the instances holding sessions of that company see at
+their next beat that its epoch key is gone — a company with a live session
+always has one — and put back the sessions they really hold: each gets
+``connected`` again, with the same session id and its last status; the
+company's log starts over under a new epoch. An instance whose own listing of
+connections is gone lists them again.
 
 These keys are global, not a company's: they carry no ``{company}`` hash tag,
 and each command touches one key.
@@ -29,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from typing import Final, cast
 
@@ -63,25 +65,29 @@ class Liveness:
         #: How long a session lost with its instance stays resumable.
         self.session_ttl = session_ttl
         self.keys = store.keys
-        self.stamp: str | None = None
-        #: What to do when Redis comes back empty: put this instance's sessions back.
-        self.on_data_lost: Callable[[], Awaitable[None]] | None = None
+        #: What to do when Redis lost companies' data: put this instance's
+        #: sessions of those companies back.
+        self.on_data_lost: Callable[[set[str]], Awaitable[None]] | None = None
         #: Ghost sessions cleaned by this instance (for the metrics).
         self.cleaned = 0
 
-    async def prove_alive(self) -> bool:
-        """Renew this instance's proof; False when Redis has lost its data since
-        the last time (a restart without its disk: the stamp is gone)."""
+    async def prove_alive(self) -> set[str]:
+        """Renew this instance's proof; the companies it holds sessions of whose
+        data Redis has lost (their epoch is gone)."""
+        connections = self.hub.connections()
+        companies = sorted({connection.company for connection in connections})
         async with self.store.redis.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.alive(self.instance), "1", px=int(self.ttl * 1000))
             pipe.sadd(self.keys.instances(), self.instance)
-            # Set once by the first instance; a different one means Redis lost its data.
-            pipe.set(self.keys.stamp(), os.urandom(8).hex(), nx=True)
-            pipe.get(self.keys.stamp())
-            *_, stamp = await pipe.execute()
-        kept = self.stamp is None or stamp == self.stamp
-        self.stamp = stamp
-        return kept
+            pipe.exists(self.keys.conns(self.instance))
+            for company in companies:
+                pipe.exists(self.keys.epoch(company))
+            _, _, listed, *present = await pipe.execute()
+        if connections and not listed:
+            log.warning("liveness: this instance's listing was lost; listing its connections again")
+            held = [part for c in connections for part in (c.conn_id, f"{c.company} {c.agent}")]
+            await self.store.redis.hset(self.keys.conns(self.instance), items=held)
+        return {company for company, there in zip(companies, present, strict=True) if not there}
 
     async def is_alive(self, instance: str) -> bool:
         return bool(await self.store.redis.exists(self.keys.alive(instance)))
@@ -110,15 +116,18 @@ class Liveness:
         try:
             while True:
                 try:
-                    lost = not await self.prove_alive()
+                    lost = await self.prove_alive()
                 except STORE_ERRORS as exc:
                     log.warning("liveness: store unavailable (%s)", exc)
-                    lost = False
+                    lost = set()
                 if lost and self.on_data_lost is not None and not restoring:
-                    log.warning("Redis lost its data: restoring the sessions held here")
+                    log.warning(
+                        "Redis lost the data of %d companies: restoring the sessions held here",
+                        len(lost),
+                    )
                     # Beside the renewals, not in their way: thousands of sessions
                     # take a while to put back, and the proof must go on meanwhile.
-                    restoring = asyncio.create_task(self._restore(self.on_data_lost))
+                    restoring = asyncio.create_task(self._restore(self.on_data_lost, lost))
                 if restoring is not None and restoring.done():
                     restoring = None
                 await asyncio.sleep(self.ttl / 5)
@@ -126,9 +135,11 @@ class Liveness:
             if restoring is not None:
                 restoring.cancel()
 
-    async def _restore(self, restore: Callable[[], Awaitable[None]]) -> None:
+    async def _restore(
+        self, restore: Callable[[set[str]], Awaitable[None]], companies: set[str]
+    ) -> None:
         try:
-            await restore()
+            await restore(companies)
         except STORE_ERRORS as exc:
             log.warning("restoring sessions: store unavailable (%s)", exc)
 

@@ -44,8 +44,6 @@ The instances' own keys are global: no hash tag, and every command touches one.
 ``P:alive:<instance>``         string  the instance's proof of life, ``instance_ttl``
 ``P:conns:<instance>``         hash    connection id → ``company agent``, for each
                                        session the instance holds
-``P:stamp``                    string  set once; a different one means Redis lost its
-                                       data
 ``P:retention-lease``          string  the instance doing this retention round
 ``P:control:<instance>``       pubsub  questions to the instance (liveness probes)
 =============================  ======  ==============================================
@@ -125,9 +123,6 @@ class Keys:
 
     def conns(self, instance: str) -> str:
         return self.prefix + "conns:" + instance
-
-    def stamp(self) -> str:
-        return self.prefix + "stamp"
 
     def retention_lease(self) -> str:
         return self.prefix + "retention-lease"

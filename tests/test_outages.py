@@ -27,7 +27,7 @@ from tests.eventlog import reasons
 from tests.invariants import check_company
 from tests.processes import ServerProcess
 from tests.redis_server import RedisProcess
-from tests.servers import run_server, token
+from tests.servers import instance_id, run_server, token
 from tests.timing import eventually, seconds
 
 #: How long these tests keep Redis down: the scenario, not a synchronisation.
@@ -148,6 +148,14 @@ async def test_redis_back_empty_gets_the_truth_back(
             }
 
         await eventually(true_again, seconds(15))  # no instance was restarted
+        # Listed again as held here: a sweeper finds them if this instance dies now.
+        listing = store_of.keys.conns(instance_id(server).rstrip("/"))
+
+        async def listed_again() -> bool:
+            held: dict[str, str] = await store_of.redis.hgetall(listing)  # type: ignore[misc]
+            return sorted(held.values()) == ["acme a-1", "acme a-2"]
+
+        await eventually(listed_again, seconds(15))
         # The monitor is told the log started over, and gets a fresh snapshot.
         async with asyncio.timeout(seconds(15)):
             await monitor.ws.wait_closed()
