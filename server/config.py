@@ -94,8 +94,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "redis_url",
         _optional,
-        "Redis to use, e.g. redis://host:6379/0; unset: start a private embedded Valkey "
-        "keeping its data in the data dir",
+        "Redis to use, e.g. redis://host:6379/0, or its sentinels and master name: "
+        "redis+sentinel://host:26379,host:26379/<master name>; unset: start a private "
+        "embedded Valkey keeping its data in the data dir",
     ),
     Option(
         "jwt_secret",
