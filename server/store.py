@@ -19,6 +19,7 @@ from typing import Any, Final, Literal, cast
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol import DEFAULT_STATUSES, ErrorCode
@@ -49,6 +50,9 @@ ORIGIN: Final = "0-0"
 WRITE_BATCH: Final = 64
 #: Script runs in flight at once per shard (every company, on one Redis node).
 WRITES_IN_FLIGHT: Final = 4
+#: What a write retries through: Redis unreachable, slow, or (a failover under
+#: way) a master demoted to a replica that refuses writes with READONLY.
+RETRIED: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
 #: How long one write waits for a replica's confirmation (durability
 #: ``replicated``); the write is retried until ``store_retry`` runs out.
 REPLICATION_WAIT_MS: Final = 1000
@@ -248,7 +252,7 @@ class Store:
                     self.shard(company), (self.keys.company(company), script_args)
                 )
                 break
-            except (RedisConnectionError, RedisTimeoutError, OSError, NotReplicated) as exc:
+            except (*RETRIED, NotReplicated) as exc:
                 self.observer.redis_error("script")
                 if time.monotonic() + delay > deadline:
                     # Timed too: a write that gave up is the latency that matters most.

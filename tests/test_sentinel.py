@@ -26,16 +26,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from websockets.exceptions import ConnectionClosed
 
 from client_sdk.protocol import decode
-from server.errors import Refused
 from server.redis_client import connect, parse_sentinel_url
 from server.store import Store, id_key
+from tests.cancellation import cancellations_pass_on
 from tests.clients import RawAgent, raw_agent, raw_monitor
 from tests.invariants import check_company
 from tests.processes import ServerProcess, presence_server
 from tests.servers import process_env
-from tests.test_redis_client import (
-    test_a_task_talking_to_redis_stops_when_cancelled as cancellations_pass_on,
-)
 from tests.timing import eventually, seconds
 from tests.topologies import SentinelGroup
 
@@ -176,12 +173,6 @@ async def test_a_command_on_the_demoted_master_fails_and_the_next_goes_to_the_ne
 
 
 @pytest.mark.sentinel
-@pytest.mark.xfail(
-    raises=Refused,
-    strict=True,
-    reason="the write script's pcall (server/lua/apply.lua) turns the demoted master's "
-    "READONLY into an `internal` result: not retried, the connection kept",
-)
 async def test_a_change_that_reaches_the_demoted_master_is_retried(
     sentinel_group: SentinelGroup, store: Store
 ) -> None:

@@ -273,6 +273,10 @@ for n, base in ipairs(KEYS) do
         ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
     if not ok then
         local message = type(result) == 'table' and result.err or tostring(result)
+        -- A replica (a master demoted by a failover) refuses every write: the
+        -- whole run fails as Redis said, and the client retries it on the
+        -- master, rather than each change reading `internal`.
+        if string.find(message, 'READONLY', 1, true) then return redis.error_reply(message) end
         result = cjson.encode({ error = 'internal', message = message })
     end
     results[#results + 1] = result
