@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.common import Context, Result, delete_prefix, raise_fd_limit, redis_url
-from bench.scenarios import acd, churn, failover, idle, log_query, redis_xadd, sdk, storm
+from bench.scenarios import acd, churn, failover, idle, log_query, redis_xadd, sdk, storm, tenants
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "acd": acd.run,
@@ -32,6 +32,7 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "idle": idle.run,
     "log_query": log_query.run,
     "redis_xadd": redis_xadd.run,
+    "tenants": tenants.run,
 }
 RESULTS = Path(__file__).parent / "results"
 
