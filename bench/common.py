@@ -10,7 +10,7 @@ import resource
 import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +97,11 @@ def new_prefix() -> str:
 
 
 @contextlib.asynccontextmanager
-async def server_under_test(redis_url: str, prefix: str) -> AsyncIterator[ServerProcess]:
-    """``python -m server`` on the bench's Redis, unthrottled, logging warnings only."""
+async def server_under_test(
+    redis_url: str, prefix: str, settings: Mapping[str, str] | None = None
+) -> AsyncIterator[ServerProcess]:
+    """``python -m server`` on the bench's Redis, unthrottled, logging warnings only;
+    ``settings`` (``PRESENCE_*``) on top."""
     env = {
         "PRESENCE_REDIS_URL": redis_url,
         "PRESENCE_JWT_SECRET": SECRET,
@@ -108,6 +111,7 @@ async def server_under_test(redis_url: str, prefix: str) -> AsyncIterator[Server
         "PRESENCE_LOG_LEVEL": "warning",
         # One server per scenario: a quick drain once the bench has closed its sockets.
         "PRESENCE_DRAIN_TIMEOUT": "5",
+        **(settings or {}),
     }
     async with presence_server(env) as running:
         yield running

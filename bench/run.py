@@ -21,11 +21,23 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from bench.common import Context, Result, delete_prefix, raise_fd_limit, redis_url
-from bench.scenarios import acd, churn, failover, idle, log_query, redis_xadd, sdk, storm, tenants
+from bench.scenarios import (
+    acd,
+    churn,
+    durability,
+    failover,
+    idle,
+    log_query,
+    redis_xadd,
+    sdk,
+    storm,
+    tenants,
+)
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "acd": acd.run,
     "churn": churn.run,
+    "durability": durability.run,
     "storm": storm.run,
     "failover": failover.run,
     "sdk": sdk.run,
