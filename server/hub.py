@@ -79,6 +79,10 @@ class Hub:
     def connections(self) -> list[LocalConnection]:
         return list(self._by_conn.values())
 
+    def companies(self) -> list[str]:
+        """The companies this instance holds connections of."""
+        return list(self._per_company)
+
     def register(self, connection: LocalConnection) -> None:
         self._by_conn[connection.conn_id] = connection
         self._by_agent[connection.company, connection.agent] = connection
