@@ -4,10 +4,12 @@ whatever pub/sub lost: a cut connection, a message nobody heard."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
+import pytest
 import redis.asyncio as aioredis
 
-from server.feed import EncodedFrame, Feeds
+from server.feed import CompanyFeed, EncodedFrame, Feeds
 from server.store import Observer, Store
 from server.subscriptions import Subscriptions
 from tests.clients import open_agent, open_monitor
@@ -40,15 +42,23 @@ class Collected:
         return [frames.frame["event"]["value"] for frames in self.frames]
 
 
-async def test_what_no_message_told_is_read_from_the_log_at_the_position_check(
-    store: Store,
-) -> None:
-    # Subscriptions that never run: every message on the log channel is lost.
+@pytest.fixture
+async def deaf_feed(store: Store) -> AsyncIterator[tuple[Feeds, CompanyFeed, Collected]]:
+    """Company acme's feed, with agent a-1 connected and one monitor on it, on
+    subscriptions that never run: every message on the log channel is lost."""
     feeds = Feeds(store, Subscriptions(store.redis, Observer()))
     await store.hello("acme", "a-1", conn="c1", now=NOW)
     feed = await feeds.join("acme")
     monitor = Collected()
     feed.subscribers.add(monitor)
+    yield feeds, feed, monitor
+    await feeds.close()
+
+
+async def test_what_no_message_told_is_read_from_the_log_at_the_position_check(
+    store: Store, deaf_feed: tuple[Feeds, CompanyFeed, Collected]
+) -> None:
+    feeds, feed, monitor = deaf_feed
 
     await store.set_status("acme", "a-1", "available", by_user=True, now=NOW + 1, conn="c1")
     await store.activity("acme", "a-1", "in-call", now=NOW + 2, conn="c1")
@@ -64,17 +74,12 @@ async def test_what_no_message_told_is_read_from_the_log_at_the_position_check(
     await feeds.check_positions()
     await feed.settled()
     assert monitor.values() == ["available", "in-call"]
-    await feeds.close()
 
 
 async def test_a_change_that_does_not_follow_the_cursor_is_read_with_its_gap(
-    store: Store,
+    store: Store, deaf_feed: tuple[Feeds, CompanyFeed, Collected]
 ) -> None:
-    feeds = Feeds(store, Subscriptions(store.redis, Observer()))
-    await store.hello("acme", "a-1", conn="c1", now=NOW)
-    feed = await feeds.join("acme")
-    monitor = Collected()
-    feed.subscribers.add(monitor)
+    _, feed, monitor = deaf_feed
     published = store.redis.pubsub(ignore_subscribe_messages=True)
     await published.ssubscribe(store.keys.log("acme"))
 
@@ -96,7 +101,6 @@ async def test_a_change_that_does_not_follow_the_cursor_is_read_with_its_gap(
     feed.heard(store.keys.log("acme"), messages[0])
     await feed.settled()
     assert monitor.values() == ["available", "break"]
-    await feeds.close()
 
 
 async def test_a_monitor_misses_nothing_when_the_pubsub_connection_is_cut(
