@@ -34,16 +34,12 @@ stream, states included.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any, Final, Protocol
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from presence_protocol.codec import encode
 from server.state import AgentState, Event
-from server.store import ORIGIN, SEGMENT_EVENTS, Store, id_key, parse_log_message
+from server.store import ORIGIN, REDIS_ERRORS, SEGMENT_EVENTS, Store, id_key, parse_log_message
 from server.subscriptions import Subscriptions
 
 __all__ = ["CompanyFeed", "Feeds", "Subscriber", "event_frame"]
@@ -165,9 +161,12 @@ class CompanyFeed:
         while (reading := self._reading) is not None:
             await asyncio.shield(reading)
 
-    def stop(self) -> None:
-        if self._reading is not None:
-            self._reading.cancel()
+    def stop(self) -> asyncio.Task[None] | None:
+        """Stop reading; the cancelled read, if one was under way."""
+        reading = self._reading
+        if reading is not None:
+            reading.cancel()
+        return reading
 
     async def _read(self) -> None:
         delay = 0.1
@@ -179,7 +178,7 @@ class CompanyFeed:
                     else:
                         await self._load()
                     break
-                except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                except REDIS_ERRORS as exc:
                     self.store.observer.redis_error("feed")
                     # From the cursor again: the stream still holds what we missed.
                     log.warning("feed %s: store unavailable (%s); retrying", self.company, exc)
@@ -265,10 +264,10 @@ class Feeds:
         if not feed.subscribers and not feed.waiting:
             self._stop(company)
 
-    def _stop(self, company: str) -> None:
+    def _stop(self, company: str) -> asyncio.Task[None] | None:
         feed = self._feeds.pop(company)
         self.subscriptions.unsubscribe(self.store.keys.log(company))
-        feed.stop()
+        return feed.stop()
 
     def subscribers(self) -> list[Subscriber]:
         return [subscriber for feed in self._feeds.values() for subscriber in feed.subscribers]
@@ -277,11 +276,7 @@ class Feeds:
         """Check every feed's position now and then, until cancelled."""
         while True:
             await asyncio.sleep(every)
-            try:
-                await self.check_positions()
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                self.store.observer.redis_error("feed")
-                log.warning("feeds: position check skipped (%s)", exc)
+            await self._check_once()
 
     async def check_positions(self) -> None:
         """Catch up every feed that is behind the log, or on another epoch."""
@@ -301,11 +296,16 @@ class Feeds:
         task.add_done_callback(self._checks.discard)
 
     async def _check_once(self) -> None:
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        try:
             await self.check_positions()
+        except REDIS_ERRORS as exc:
+            self.store.observer.redis_error("feed")
+            log.warning("feeds: position check skipped (%s)", exc)
 
     async def close(self) -> None:
-        for company in list(self._feeds):
-            self._stop(company)
-        for task in list(self._checks):
+        stopped = [self._stop(company) for company in list(self._feeds)]
+        for task in self._checks:
             task.cancel()
+        # Awaited, so that nothing of a feed runs on past the app's lifespan.
+        waited = [task for task in [*stopped, *self._checks] if task is not None]
+        await asyncio.gather(*waited, return_exceptions=True)

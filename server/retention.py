@@ -12,10 +12,7 @@ import logging
 import time
 from typing import Final
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
-from server.store import Store
+from server.store import REDIS_ERRORS, Store
 
 __all__ = ["ROUND_SECONDS", "retain", "trim_all"]
 
@@ -42,6 +39,6 @@ async def retain(store: Store, retention_days: float) -> None:
             if await store.redis.set(lease, store.instance, nx=True, ex=ROUND_SECONDS):
                 count = await trim_all(store, retention_days, time.time_ns() // 1_000_000)
                 log.info("retention: trimmed %d companies to %g days", count, retention_days)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             log.warning("retention round skipped: %s", exc)
         await asyncio.sleep(ROUND_SECONDS)

@@ -30,6 +30,7 @@ from server.state import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
 __all__ = [
     "ORIGIN",
+    "REDIS_ERRORS",
     "Observer",
     "Outcome",
     "Store",
@@ -50,9 +51,11 @@ ORIGIN: Final = "0-0"
 WRITE_BATCH: Final = 64
 #: Script runs in flight at once per shard (every company, on one Redis node).
 WRITES_IN_FLIGHT: Final = 4
-#: What a write retries through: Redis unreachable, slow, or (a failover under
-#: way) a master demoted to a replica that refuses writes with READONLY.
-RETRIED: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError, OSError)
+#: What Redis being unreachable or slow raises: retried, or waited out.
+REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+#: What a write retries through: those, and (a failover under way) a master
+#: demoted to a replica that refuses writes with READONLY.
+RETRIED: Final = (*REDIS_ERRORS, ReadOnlyError)
 #: How long one write waits for a replica's confirmation (durability
 #: ``replicated``); the write is retried until ``store_retry`` runs out.
 REPLICATION_WAIT_MS: Final = 1000
@@ -381,7 +384,7 @@ class Store:
         """
         keys = self.keys
         doomed = await self.redis.xrevrange(
-            self.keys.events(company), max=f"({before_ms}-0", min="-", count=1
+            keys.events(company), max=f"({before_ms}-0", min="-", count=1
         )
         if not doomed:
             return
@@ -393,7 +396,7 @@ class Store:
         async with self.redis.pipeline(transaction=False) as pipe:
             # Exact, not "~": retention runs rarely, and what it keeps is then
             # exactly what it says.
-            pipe.xtrim(self.keys.events(company), minid=str(before_ms), approximate=False)
+            pipe.xtrim(keys.events(company), minid=str(before_ms), approximate=False)
             for agent in agents:
                 pipe.xtrim(keys.agent_log(company, agent), minid=str(before_ms), approximate=False)
             await pipe.execute()
@@ -591,7 +594,7 @@ class Store:
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
-        except (RedisConnectionError, RedisTimeoutError, OSError):
+        except REDIS_ERRORS:
             return False
 
     # For the HTTP API (server/http_api.py): the routable index read directly,

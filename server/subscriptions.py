@@ -26,14 +26,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from server.store import Observer
+from server.store import REDIS_ERRORS, Observer
 
 __all__ = ["Handler", "Subscriptions"]
 
@@ -41,8 +39,6 @@ log = logging.getLogger("presence.subscriptions")
 
 #: Told each message of a channel: the channel, then the message.
 Handler = Callable[[str, str], None]
-
-REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Subscriptions:
@@ -56,9 +52,6 @@ class Subscriptions:
         self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         #: Set while subscribed to everything asked for on a live connection.
         self.connected = asyncio.Event()
-
-    def __len__(self) -> int:
-        return len(self._channels)
 
     def on_resubscribed(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` each time the subscriptions are back after a lost connection."""
