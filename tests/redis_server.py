@@ -15,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
@@ -43,8 +43,11 @@ def redis_binary(kind: str) -> str:
 
 
 @contextlib.contextmanager
-def private_redis(kind: str, data_dir: Path | None = None) -> Iterator[str]:
-    """Run a private server on a free port until the block ends; yields its URL."""
+def private_redis(
+    kind: str, data_dir: Path | None = None, options: Sequence[str] = ()
+) -> Iterator[str]:
+    """Run a private server on a free port until the block ends; yields its URL.
+    ``options``: more of the server's arguments, e.g. ``("--replicaof", host, port)``."""
     with tempfile.TemporaryDirectory(prefix="presence-test-redis-") as tmp:
         directory = data_dir or Path(tmp)
         port = free_port()
@@ -61,6 +64,7 @@ def private_redis(kind: str, data_dir: Path | None = None) -> Iterator[str]:
                 "no",
                 "--dir",
                 str(directory),
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

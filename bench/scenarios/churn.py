@@ -226,18 +226,25 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+async def send_at_rate(agents: list[Agent], rate: int, seconds: float) -> int:
+    """``rate`` changes/s for ``seconds``, to ``agents`` in turn, each sent when it
+    is due whatever came back before (open loop); how many were sent."""
+    began = time.perf_counter()
+    due, total = 0, int(seconds * rate)
+    while due < total:
+        target = min(total, int((time.perf_counter() - began) * rate))
+        while due < target:
+            # Stamped with when it was due, not when the loop got to it.
+            agents[due % len(agents)].change(began + due / rate)
+            due += 1
+        await asyncio.sleep(TICK)
+    return total
+
+
 def fixed_rate(seconds: float) -> Callable[[list[Agent], Tally], Awaitable[float]]:
     async def drive(agents: list[Agent], tally: Tally) -> float:
         """``RATE`` changes/s for ``seconds``; over once every one is acked."""
-        began = time.perf_counter()
-        due, total = 0, int(seconds * RATE)
-        while due < total:
-            target = min(total, int((time.perf_counter() - began) * RATE))
-            while due < target:
-                # Stamped with when it was due, not when the loop got to it.
-                agents[due % len(agents)].change(began + due / RATE)
-                due += 1
-            await asyncio.sleep(TICK)
+        due = await send_at_rate(agents, RATE, seconds)
         # Every change sent gets its ack before the run ends.
         async with asyncio.timeout(CATCH_UP):
             while len(tally.acks) < due and not tally.errors:  # noqa: ASYNC110 - acks arrive by callback

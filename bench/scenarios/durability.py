@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 
@@ -31,8 +29,16 @@ from bench.common import (
     redis_pid,
     server_under_test,
 )
-from bench.scenarios.churn import TICK, Agent, Tally, collector_paused, connect_agent
-from tests.redis_server import free_port, redis_binary
+from bench.scenarios.churn import (
+    CATCH_UP,
+    TICK,
+    Agent,
+    Tally,
+    collector_paused,
+    connect_agent,
+    send_at_rate,
+)
+from tests.redis_server import private_redis
 
 RATE = 1000
 AGENTS = 200
@@ -45,37 +51,17 @@ def replica_of(redis_url: str) -> Iterator[None]:
     """A replica of the Valkey at ``redis_url`` until the block ends, once in sync."""
     master = redis.Redis.from_url(redis_url, decode_responses=True)
     pool = master.connection_pool.connection_kwargs
-    with tempfile.TemporaryDirectory(prefix="presence-bench-replica-") as directory:
-        process = subprocess.Popen(
-            [
-                redis_binary("valkey"),
-                "--port",
-                str(free_port()),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                directory,
-                "--replicaof",
-                str(pool.get("host", "127.0.0.1")),
-                str(pool.get("port", 6379)),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
+    source = (str(pool.get("host", "127.0.0.1")), str(pool.get("port", 6379)))
+    try:
+        with private_redis("valkey", options=("--replicaof", *source)):
             deadline = time.monotonic() + SYNC_WITHIN
             while not _in_sync(master):
                 if time.monotonic() > deadline:
                     raise RuntimeError("the replica did not sync in time")
                 time.sleep(0.1)  # another process's state: nothing to await
             yield
-        finally:
-            process.terminate()
-            process.wait()
-            master.close()
+    finally:
+        master.close()
 
 
 def _in_sync(master: redis.Redis) -> bool:
@@ -96,15 +82,8 @@ async def one_run(ctx: Context, durability: str, seconds: float) -> None:
         meter = CpuMeter(server=server.pid, redis=await redis_pid(ctx.redis_url), bench=os.getpid())
         meter.start()
         with collector_paused():
-            began = time.perf_counter()
-            due, total = 0, int(seconds * RATE)
-            while due < total:
-                target = min(total, int((time.perf_counter() - began) * RATE))
-                while due < target:
-                    agents[due % AGENTS].change(began + due / RATE)
-                    due += 1
-                await asyncio.sleep(TICK)
-            async with asyncio.timeout(10):
+            due = await send_at_rate(agents, RATE, seconds)
+            async with asyncio.timeout(CATCH_UP):
                 while len(tally.acks) < due and not tally.errors:  # noqa: ASYNC110 - acks arrive by callback
                     await asyncio.sleep(TICK)
         cpu = meter.stop()

@@ -56,7 +56,15 @@ from bench.common import (
     server_under_test,
 )
 from bench.lean_ws import LeanSocket, lean_connect
-from bench.scenarios.churn import CATCH_UP, TICK, Agent, Monitor, Tally, collector_paused
+from bench.scenarios.churn import (
+    CATCH_UP,
+    TICK,
+    Agent,
+    Monitor,
+    Tally,
+    collector_paused,
+    send_at_rate,
+)
 from client_sdk.protocol import MSGPACK, encode
 from server.auth import issue
 from server.keys import Keys
@@ -105,14 +113,7 @@ async def open_monitor(server: ServerProcess, monitor: Monitor, company: str) ->
 async def drive(agents: list[Agent], tally: Tally, seconds: float) -> None:
     """:data:`RATE` changes/s for ``seconds``, each stamped with when it was due;
     then the acks, for up to ``CATCH_UP``: one missing is an error."""
-    began = time.perf_counter()
-    due, total = 0, int(seconds * RATE)
-    while due < total:
-        now = min(total, int((time.perf_counter() - began) * RATE))
-        for n in range(due, now):
-            agents[n % len(agents)].change(began + n / RATE)
-        due = now
-        await asyncio.sleep(TICK)
+    total = await send_at_rate(agents, RATE, seconds)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(CATCH_UP):
             while len(tally.acks) < total and not tally.errors:  # noqa: ASYNC110 - acks arrive by callback
