@@ -80,8 +80,9 @@ class Liveness:
         """Renew this instance's proof; the companies it holds sessions of whose
         data Redis has lost (their epoch is gone), of the next
         :data:`EPOCHS_PER_BEAT` in turn: with thousands of companies a beat
-        checking them all stalled the event loop (bench tenants: ack p99 ×3 at
-        5,000 companies), so each is checked every few beats instead."""
+        checking them all stalled the event loop (the bench's tenants scenario
+        saw acks wait behind it at 5,000 companies), so each is checked every
+        few beats instead."""
         companies = self.hub.companies()
         start = self._next_check % len(companies) if companies else 0
         checked = (companies[start:] + companies[:start])[:EPOCHS_PER_BEAT]
