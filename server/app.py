@@ -33,7 +33,7 @@ from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
-from server.subscriptions import Subscriptions
+from server.subscriptions import ClusterMasters, OneNode, Placement, Subscriptions
 from server.websocket_protocol import PresenceWebSocketProtocol
 
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
@@ -78,15 +78,21 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             max_connections=settings.redis_connections,
             timeout=10,
         )
-        # The pub/sub connection lives as long as the instance, reading with no
-        # timeout: never one of the write pool's.
-        listener = redis_client.connect(
-            redis_url,
-            client_name=f"presence:{instance}:pubsub",
-            decode_responses=True,
-            socket_connect_timeout=5,
-            max_connections=1,
-        )
+        # The pub/sub connections (one per master) live as long as the
+        # instance, reading with no timeout: never the write pool's.
+        placement: Placement
+        if isinstance(client, redis_client.BoundedRedisCluster):
+            placement = ClusterMasters(client, client_name=f"presence:{instance}:pubsub")
+        else:
+            listener = redis_client.connect(
+                redis_url,
+                client_name=f"presence:{instance}:pubsub",
+                decode_responses=True,
+                socket_connect_timeout=5,
+                max_connections=1,
+            )
+            assert not isinstance(listener, redis_client.BoundedRedisCluster)
+            placement = OneNode(listener)
         metrics = Metrics()
         store = Store(
             client,
@@ -96,7 +102,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             observer=metrics,
             replicas=1 if settings.durability == "replicated" else 0,
         )
-        subscriptions = Subscriptions(listener, metrics)
+        subscriptions = Subscriptions(placement, metrics)
         hub = Hub(store, subscriptions)
         store.on_applied = hub.dispatch
         hub.listen()
@@ -146,8 +152,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
                 # waiting, stay listed: a sweeper records server-lost for them.)
                 with contextlib.suppress(*STORE_ERRORS):
                     await liveness.leave()
-            await client.aclose()
-            await listener.aclose()
+            await client.aclose()  # the pub/sub clients closed with their task
 
     return Starlette(
         routes=[

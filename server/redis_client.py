@@ -20,19 +20,29 @@ leaves a master they no longer name. A connection still on a demoted master gets
 disconnection: the next one opens on the new master. The sentinels' own
 connections write under ``asyncio.timeout`` too: a master connection asks them
 in its caller's task.
+
+``redis+cluster://`` URLs (:func:`parse_cluster_url`) give redis-py's
+``RedisCluster`` (:class:`BoundedRedisCluster`), whose node pools raise
+``MaxConnectionsError`` past their size instead of waiting: ours bounds the
+commands in flight instead, so callers wait for a turn as with one node, and
+splits the instance's connection budget between the masters.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 from urllib.parse import parse_qsl, unquote, urlencode
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, PipelineCommand
+from redis.asyncio.cluster import RedisCluster as _RedisCluster
 from redis.asyncio.connection import AbstractConnection, SSLConnection, parse_url
 from redis.asyncio.sentinel import (
     Sentinel,
@@ -40,21 +50,35 @@ from redis.asyncio.sentinel import (
     SentinelManagedConnection,
     SentinelManagedSSLConnection,
 )
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import MovedError, NoScriptError, RedisError, SlotNotCoveredError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = [
     "BlockingSentinelConnectionPool",
+    "BoundedRedisCluster",
+    "ClusterURL",
+    "RedisClient",
     "CancellableWrites",
     "SentinelURL",
     "cancellable",
     "connect",
+    "parse_cluster_url",
     "parse_sentinel_url",
 ]
 
 #: The schemes of a Sentinel URL, and the plain scheme each one's master takes.
 SENTINEL_SCHEMES: Final = {"redis+sentinel": "redis", "rediss+sentinel": "rediss"}
+#: What :func:`connect` gives: one node's client (alone, or Sentinel's master), or a cluster's.
+RedisClient: TypeAlias = "aioredis.Redis | BoundedRedisCluster"
+
+#: The schemes of a Cluster URL, and the plain scheme of its nodes.
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+#: A node's port when a Cluster URL names none.
+REDIS_PORT: Final = 6379
+#: Commands in flight to a cluster never fewer than this, however many masters.
+MIN_IN_FLIGHT: Final = 2
 #: A sentinel's port when the URL names none.
 SENTINEL_PORT: Final = 26379
 #: Seconds a sentinel has to accept a connection, and to answer. A sentinel
@@ -104,13 +128,18 @@ def cancellable(base: type[AbstractConnection]) -> type[AbstractConnection]:
     return type(f"Cancellable{base.__name__}", (CancellableWrites, base), {})
 
 
-def connect(url: str, **options: Any) -> aioredis.Redis:
+def connect(url: str, **options: Any) -> RedisClient:
     """A client for ``url`` on a bounded pool that makes callers wait for a
     free connection (``max_connections``, waiting up to ``timeout``);
     ``options`` go to the pool. ``url`` is ``redis://``, ``rediss://``,
-    ``unix://``, or a Sentinel URL (:func:`parse_sentinel_url`)."""
-    if url.partition("://")[0].lower() in SENTINEL_SCHEMES:
+    ``unix://``, a Sentinel URL (:func:`parse_sentinel_url`) or a Cluster URL
+    (:func:`parse_cluster_url`; then the client is a :class:`BoundedRedisCluster`
+    and ``max_connections`` is the instance's budget over all masters)."""
+    scheme = url.partition("://")[0].lower()
+    if scheme in SENTINEL_SCHEMES:
         return _connect_sentinel(parse_sentinel_url(url), **options)
+    if scheme in CLUSTER_SCHEMES:
+        return BoundedRedisCluster.from_cluster_url(parse_cluster_url(url), **options)
     base = parse_url(url).get("connection_class", aioredis.Connection)
     pool = aioredis.BlockingConnectionPool.from_url(
         url, connection_class=cancellable(base), **options
@@ -286,3 +315,205 @@ def _connect_sentinel(url: SentinelURL, **options: Any) -> aioredis.Redis:
         **{**options, **url.options},
     )
     return client
+
+
+# Cluster.
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterURL:
+    """What a Cluster URL says: some nodes to learn the cluster from, and the
+    options of every node's connections."""
+
+    startup_nodes: tuple[tuple[str, int], ...]
+    #: As ``parse_url`` gives them: credentials, the URL's query options.
+    options: dict[str, Any]
+    tls: bool = False
+
+
+def parse_cluster_url(url: str) -> ClusterURL:
+    """``redis+cluster://[user:password@]host[:port][,host[:port]...][/0][?options]``.
+
+    redis-py's ``RedisCluster.from_url`` takes one node's URL; a deployment
+    lists a few, so that the instance starts while any one of them is down (the
+    form of Sentinel URLs here, and of Lettuce's and ioredis' cluster
+    settings). Port 6379 unless given; IPv6 as ``[::1]:7000``. A cluster has
+    only database 0. ``rediss+cluster://`` speaks TLS. The query options are
+    redis-py's URL options."""
+    scheme, _, remainder = url.partition("://")
+    plain = CLUSTER_SCHEMES.get(scheme.lower())
+    parts = _URL.fullmatch(remainder)
+    if plain is None or parts is None:
+        raise ValueError(f"not a Cluster URL: {_redacted(url)}")
+    userinfo, at, hosts = parts["netloc"].rpartition("@")
+    nodes = []
+    for address in hosts.split(","):
+        host = _HOST.fullmatch(address.strip())
+        if host is None:
+            raise ValueError(f"Cluster URL: bad node address {address!r}")
+        port = host["v6port"] or host["port"]
+        nodes.append((host["v6"] or host["host"], int(port) if port else REDIS_PORT))
+    if parts["path"].strip("/") not in ("", "0"):
+        raise ValueError(f"Cluster URL: a cluster has only database 0: {_redacted(url)}")
+    options: dict[str, Any] = dict(
+        parse_url(f"{plain}://{userinfo}{at}placeholder/0?{parts['query'] or ''}")
+    )
+    for name in ("host", "port", "db", "connection_class"):
+        options.pop(name, None)
+    return ClusterURL(tuple(nodes), options, plain == "rediss")
+
+
+#: Set while a task holds a turn, so that what it calls within (redis-py sends
+#: a pipeline's redirected commands one by one) does not ask for another.
+_holding_turn: ContextVar[bool] = ContextVar("holding_turn", default=False)
+
+
+class BoundedRedisCluster(_RedisCluster):
+    """redis-py's cluster client, with callers waiting for a turn rather than
+    failing when connections run out, and with cancellable writes.
+
+    Each node's pool of ``RedisCluster`` raises ``MaxConnectionsError`` once
+    ``max_connections`` are busy; a burst of consoles would get
+    ``store-unavailable``. Here a command or pipeline waits (up to ``timeout``,
+    then ``ConnectionError``, which writes retry) for one of ``in_flight``
+    turns. A command uses at most one connection of each node, so no node ever
+    has more than ``in_flight`` connections, and the instance at most
+    ``in_flight`` × masters: ``in_flight`` is the budget
+    (``--redis-connections``) divided between the masters as first seen (never
+    below :data:`MIN_IN_FLIGHT`).
+    """
+
+    def __init__(self, *args: Any, budget: int, timeout: float | None, **kwargs: Any) -> None:
+        kwargs["max_connections"] = budget
+        super().__init__(*args, **kwargs)
+        # redis-py takes no connection class for a cluster; its nodes read it
+        # from these options, shared with the nodes manager, as they are made.
+        base = self.connection_kwargs["connection_class"]
+        self.connection_kwargs["connection_class"] = cancellable(base)
+        for node in self.startup_nodes:
+            node.connection_class = self.connection_kwargs["connection_class"]
+        self.budget = budget
+        self.turn_timeout = timeout
+        self._turns: asyncio.Semaphore | None = None
+        self._relearning: asyncio.Future[None] | None = None
+
+    @classmethod
+    def from_cluster_url(cls, url: ClusterURL, **options: Any) -> BoundedRedisCluster:
+        options = {**options, **url.options}
+        budget = options.pop("max_connections", 50)
+        timeout = options.pop("timeout", None)
+        if url.tls:
+            options["ssl"] = True
+        return cls(
+            startup_nodes=[ClusterNode(host, port) for host, port in url.startup_nodes],
+            budget=budget,
+            timeout=timeout,
+            **options,
+        )
+
+    @property
+    def in_flight(self) -> int:
+        """Commands in flight at most (known once the cluster has been seen)."""
+        masters = len(self.get_primaries()) or 1
+        return max(MIN_IN_FLIGHT, self.budget // masters)
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        if _holding_turn.get():
+            yield
+            return
+        if self._turns is None:
+            await self.initialize()
+            self._turns = asyncio.Semaphore(self.in_flight)
+        try:
+            async with asyncio.timeout(self.turn_timeout):
+                await self._turns.acquire()
+        except TimeoutError:
+            raise RedisConnectionError("no free connection to the cluster") from None
+        token = _holding_turn.set(True)
+        try:
+            yield
+        finally:
+            _holding_turn.reset(token)
+            self._turns.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.turn():
+            return await super().execute_command(*args, **kwargs)
+
+    async def run_script_in_place(
+        self, script: AsyncScript, keys: list[str], args: list[str], *, replicas: int, wait_ms: int
+    ) -> tuple[Any, int]:
+        """Run ``script`` (keys of one slot) on that slot's master, and with
+        ``replicas`` a ``WAIT`` for them on the same connection, in one round
+        trip: the script's reply and how many replicas confirmed (0 unasked).
+
+        It follows no redirection. ``ASK`` and ``TRYAGAIN`` (the slot is moving)
+        and ``MOVED`` (it moved; the map is learned again first) are raised for
+        the caller to retry, so the script never runs in a slot under
+        migration: there, a script's keys may be split between two masters,
+        and one that touched keys it did not declare (the write script derives
+        them from its company's prefix, which it declares) would be half
+        applied on one of them. Its declared prefix is no key, so the source
+        answers ``ASK`` before running it, and the target answers ``MOVED``
+        until the migration ends."""
+        async with self.turn():
+            node = self.get_node_from_key(keys[0])
+            if node is None:
+                await self.relearn()
+                raise SlotNotCoveredError(f"no master serves {keys[0]!r}'s slot yet")
+            commands = [PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args)]
+            if replicas:
+                commands.append(PipelineCommand(1, "WAIT", replicas, wait_ms))
+            try:
+                await node.execute_pipeline(commands)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                await self.relearn()
+                raise
+            reply = commands[0].result
+            if isinstance(reply, NoScriptError):
+                # A new or restarted master: load it there, then run it again.
+                await self.execute_command("SCRIPT", "LOAD", script.script, target_nodes=node)
+                return await self.run_script_in_place(
+                    script, keys, args, replicas=replicas, wait_ms=wait_ms
+                )
+            if isinstance(reply, MovedError):
+                await self.relearn()
+            if isinstance(reply, Exception):
+                raise reply
+            confirmed = commands[1].result if replicas else 0
+            if isinstance(confirmed, Exception):
+                raise confirmed
+            return reply, int(confirmed)
+
+    async def relearn(self) -> None:
+        """Ask the cluster for its slots again (once, whoever else asks meanwhile)."""
+        if self._relearning is None:
+            self._relearning = asyncio.ensure_future(self._relearn())
+        await asyncio.shield(self._relearning)
+
+    async def _relearn(self) -> None:
+        try:
+            await self.nodes_manager.initialize()
+        finally:
+            self._relearning = None
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> Any:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py's error
+        return _BoundedPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py's
+
+
+class _BoundedPipeline(ClusterPipeline):
+    """A pipeline takes one turn: one connection, at most, of each node."""
+
+    __slots__ = ()
+
+    async def execute(
+        self, raise_on_error: bool = True, allow_redirections: bool = True
+    ) -> list[Any]:
+        client = self.cluster_client
+        assert isinstance(client, BoundedRedisCluster)
+        async with client.turn():
+            result: list[Any] = await super().execute(raise_on_error, allow_redirections)
+            return result

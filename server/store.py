@@ -17,15 +17,22 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Final, Literal, cast
 
-import redis.asyncio as aioredis
+from redis.crc import key_slot
+from redis.exceptions import (
+    AskError,
+    ClusterError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from presence_protocol import DEFAULT_STATUSES, ErrorCode
 from server.coalesce import Coalescer
 from server.errors import NotReplicated, Refused, StaleConnection, StoreUnavailable
 from server.keys import Keys
+from server.redis_client import BoundedRedisCluster, RedisClient
 from server.state import DEFAULT_LABELS, AgentState, CompanyConfig, Event
 
 __all__ = [
@@ -51,8 +58,18 @@ ORIGIN: Final = "0-0"
 WRITE_BATCH: Final = 64
 #: Script runs in flight at once per shard (every company, on one Redis node).
 WRITES_IN_FLIGHT: Final = 4
-#: What Redis being unreachable or slow raises: retried, or waited out.
-REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+#: What Redis being unreachable or slow raises, or a cluster failing over or
+#: moving a slot (down, ``MOVED``/``ASK`` past redis-py's own redirections,
+#: a slot nobody serves yet): retried, or waited out.
+REDIS_ERRORS: Final = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterError,
+    AskError,
+    TryAgainError,
+    SlotNotCoveredError,
+)
 #: What a write retries through: those, and (a failover under way) a master
 #: demoted to a replica that refuses writes with READONLY.
 RETRIED: Final = (*REDIS_ERRORS, ReadOnlyError)
@@ -206,7 +223,7 @@ def parse_changes(payload: dict[str, Any]) -> list[tuple[Event, AgentState]]:
 class Store:
     """Presence data in Redis, for any number of server instances."""
 
-    redis: aioredis.Redis
+    redis: RedisClient
     prefix: str = "presence:"
     #: This server instance's id, published with its changes.
     instance: str = ""
@@ -279,26 +296,34 @@ class Store:
     def shard(self, company: str) -> str:
         """Which changes may share a script run with ``company``'s. One Redis node
         runs any companies' changes together: thousands of tenants changing at
-        once cost tens of round trips, not thousands."""
+        once cost tens of round trips, not thousands. A cluster runs a script
+        within one slot: the companies of a slot share runs."""
+        if isinstance(self.redis, BoundedRedisCluster):
+            return str(key_slot(self.keys.company(company).encode()))
         return ""
 
     async def _apply_batch(self, shard: str, batch: Sequence[tuple[str, list[str]]]) -> list[str]:
         keys = [company_prefix for company_prefix, _ in batch]
         arguments = [value for _, script_args in batch for value in script_args]
-        if not self.replicas:
-            results: list[str] = await self._apply(keys=keys, args=arguments)
-            return results
-        # WAIT counts the replicas that have every write of its own connection:
-        # the script and WAIT go down one connection, in one round trip. A
-        # retried change's script writes too (its request key's expiry), so
-        # WAIT then confirms the first attempt's writes as well.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self._apply(keys=keys, args=arguments, client=pipe)
-            pipe.wait(self.replicas, REPLICATION_WAIT_MS)
-            results, confirmed = await pipe.execute()
+        if isinstance(self.redis, BoundedRedisCluster):
+            replies, confirmed = await self.redis.run_script_in_place(
+                self._apply, keys, arguments, replicas=self.replicas, wait_ms=REPLICATION_WAIT_MS
+            )
+        elif not self.replicas:
+            return cast(list[str], await self._apply(keys=keys, args=arguments))
+        else:
+            # WAIT counts the replicas that have every write of its own
+            # connection: the script and WAIT go down one connection, in one
+            # round trip. A retried change's script writes too (its request
+            # key's expiry), so WAIT then confirms the first attempt's writes
+            # as well.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._apply(keys=keys, args=arguments, client=pipe)
+                pipe.wait(self.replicas, REPLICATION_WAIT_MS)
+                replies, confirmed = await pipe.execute()
         if confirmed < self.replicas:
             raise NotReplicated(f"{confirmed} of {self.replicas} replicas confirmed in time")
-        return results
+        return cast(list[str], replies)
 
     async def hello(
         self,

@@ -1,23 +1,27 @@
-r"""This instance's one pub/sub connection, and who hears each of its channels.
+r"""This instance's pub/sub connections, and who hears each of its channels.
 
 Every channel the instance listens to — the changes channel of each company
 it holds agent connections of, the log channel of each company it has
-monitors for, its own control channel (liveness probes) — shares one
-connection, apart from the pool that writes use: a subscription never takes a
-connection a write is waiting for, and the number of connections does not
-grow with the number of companies followed.
+monitors for, its own control channel (liveness probes) — goes through one
+connection per Redis master (one in all, without a cluster), apart from the
+pool that writes use: a subscription never takes a connection a write is
+waiting for, and the number of connections does not grow with the number of
+companies followed.
 
 Every channel is a sharded one (``SSUBSCRIBE``; the script ``SPUBLISH``\es):
 a company's channels carry its hash tag, so on Redis Cluster a change travels
-only within its company's shard; on one node they behave as classic pub/sub.
+only within its company's shard, and is heard on the master that owns the
+company's slot; on one node they behave as classic pub/sub.
 
 Subscribing and unsubscribing never wait: the wish is recorded at once (a
 message for a channel nobody wants any more is dropped) and the commands go
 out in the order they were asked for.
 
-Pub/sub is lossy. When the connection is lost the instance subscribes again
-to everything on a new one, and tells whoever asked (:meth:`on_resubscribed`)
-so that they can read what they missed from the stream.
+Pub/sub is lossy. When a connection is lost, or a cluster moves a slot (its
+master unsubscribes the slot's channels) or fails a master over, the channels
+find their master again, are subscribed to again, and whoever asked is told
+(:meth:`Subscriptions.on_resubscribed`) so that they can read what they
+missed from the stream.
 """
 
 from __future__ import annotations
@@ -25,67 +29,287 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.exceptions import ResponseError
 
+from server.redis_client import BoundedRedisCluster
 from server.store import REDIS_ERRORS, Observer
 
-__all__ = ["Handler", "Subscriptions"]
+__all__ = ["ClusterMasters", "Handler", "OneNode", "Placement", "Subscriptions"]
 
 log = logging.getLogger("presence.subscriptions")
 
 #: Told each message of a channel: the channel, then the message.
 Handler = Callable[[str, str], None]
+#: Seconds before a lost connection is tried again, first and at most.
+FIRST_DELAY, MAX_DELAY = 0.1, 5.0
+
+
+class Placement(Protocol):
+    """Which Redis node serves a channel, and a pub/sub client of each."""
+
+    def node_of(self, channel: str) -> str | None:
+        """The node's name; ``None`` while no node is known to serve it."""
+
+    def client(self, node: str) -> aioredis.Redis:
+        """A client of ``node`` for one pub/sub connection (made once, kept)."""
+
+    async def relearn(self) -> None:
+        """Ask Redis again which node serves what."""
+
+    async def aclose(self) -> None:
+        """Close the clients made."""
+
+
+class OneNode:
+    """Every channel on the one node (alone, or the master Sentinel names)."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+
+    def node_of(self, channel: str) -> str:
+        return ""
+
+    def client(self, node: str) -> aioredis.Redis:
+        return self._client
+
+    async def relearn(self) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class ClusterMasters:
+    """A channel on the master of its slot, as the cluster client last saw them."""
+
+    def __init__(self, cluster: BoundedRedisCluster, client_name: str) -> None:
+        self.cluster = cluster
+        self.client_name = client_name
+        self._clients: dict[str, aioredis.Redis] = {}
+
+    def node_of(self, channel: str) -> str | None:
+        node = self.cluster.get_node_from_key(channel)
+        return None if node is None else str(node.name)
+
+    def client(self, node: str) -> aioredis.Redis:
+        if node not in self._clients:
+            known = self.cluster.get_node(node_name=node)
+            assert known is not None  # named by node_of
+            options = {
+                **known.connection_kwargs,
+                "client_name": self.client_name,
+                # A pub/sub connection waits for messages as long as it takes.
+                "socket_timeout": None,
+            }
+            options.pop("retry", None)
+            pool = aioredis.BlockingConnectionPool(
+                connection_class=known.connection_class, max_connections=1, **options
+            )
+            self._clients[node] = aioredis.Redis.from_pool(pool)
+        return self._clients[node]
+
+    async def relearn(self) -> None:
+        await self.cluster.relearn()
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
 
 
 class Subscriptions:
-    def __init__(self, redis: aioredis.Redis, observer: Observer) -> None:
-        #: A client of its own: the pub/sub connection is never the write pool's.
-        self.redis = redis
+    def __init__(self, placement: Placement, observer: Observer) -> None:
+        self.placement = placement
         self.observer = observer
         self._channels: dict[str, Handler] = {}
+        #: The node each wanted channel is subscribed on (or being).
+        self._home: dict[str, str] = {}
+        self._listeners: dict[str, _Listener] = {}
+        #: Channels that must find their node again (lost it, or none known).
+        self._homeless: set[str] = set()
+        self._replace = asyncio.Event()
         self._resubscribed: list[Callable[[], None]] = []
-        #: Commands for the current connection, in the order asked for.
-        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
-        #: Set while subscribed to everything asked for on a live connection.
+        self._running = False
+        #: Set while subscribed to everything asked for on live connections.
         self.connected = asyncio.Event()
 
     def on_resubscribed(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` each time the subscriptions are back after a lost connection."""
+        """Call ``callback`` each time channels are back after a loss (a lost
+        connection, a slot that moved): messages may have been missed."""
         self._resubscribed.append(callback)
 
     def subscribe(self, channel: str, handler: Handler) -> None:
         self._channels[channel] = handler
-        self._outbox.put_nowait(("ssubscribe", channel))
+        if channel not in self._home and channel not in self._homeless:
+            self._place(channel)
 
     def unsubscribe(self, channel: str) -> None:
-        if self._channels.pop(channel, None) is not None:
-            self._outbox.put_nowait(("sunsubscribe", channel))
+        if self._channels.pop(channel, None) is None:
+            return
+        self._homeless.discard(channel)
+        node = self._home.pop(channel, None)
+        if node is not None:
+            self._listeners[node].remove(channel)
 
     async def run(self) -> None:
-        """Listen and hand each message to its handler until cancelled;
-        subscribe again to everything after Redis errors. Something must be
-        subscribed to before it starts (the hub's channels always are)."""
-        assert self._channels, "redis-py reads nothing before a subscription"
-        delay, first = 0.1, True
+        """Listen and hand each message to its handler until cancelled; put
+        channels whose node was lost or moved where they now belong."""
+        self._running = True
+        for listener in self._listeners.values():
+            listener.start()
+        try:
+            while True:
+                await self._replace.wait()
+                self._replace.clear()
+                try:
+                    await self.placement.relearn()
+                except REDIS_ERRORS as exc:
+                    log.warning("could not learn where channels belong (%s)", exc)
+                    await asyncio.sleep(FIRST_DELAY)
+                homeless, self._homeless = self._homeless, set()
+                for channel in homeless:
+                    if channel in self._channels:
+                        self._place(channel)
+                if self._homeless:
+                    await asyncio.sleep(FIRST_DELAY)
+                    self._replace.set()
+                self._update_connected()
+                self._tell_resubscribed()
+        finally:
+            self._running = False
+            for listener in self._listeners.values():
+                await listener.stop()
+            await self.placement.aclose()
+
+    def _place(self, channel: str) -> None:
+        node = self.placement.node_of(channel)
+        if node is None:
+            self._lost(channel)
+            return
+        self._home[channel] = node
+        listener = self._listeners.get(node)
+        if listener is None:
+            listener = self._listeners[node] = _Listener(self, node)
+            if self._running:
+                listener.start()
+        listener.add(channel)
+        self._update_connected()
+
+    def _lost(self, channel: str) -> None:
+        """``channel``'s node dropped it (a slot moved) or is unknown: find it again."""
+        self._home.pop(channel, None)
+        self._homeless.add(channel)
+        self._replace.set()
+
+    def _listener_down(self, listener: _Listener) -> None:
+        """A connection failed: on a cluster its node may no longer serve its
+        channels (a failover), so they are placed again; on one node, or if it
+        still serves them, they come back to the same listener."""
+        for channel in listener.drop_all():
+            self._lost(channel)
+        self._update_connected()
+
+    def _listener_up(self, first: bool) -> None:
+        self._update_connected()
+        if not first:
+            self._tell_resubscribed()
+
+    def _tell_resubscribed(self) -> None:
+        for callback in self._resubscribed:
+            callback()
+
+    def _update_connected(self) -> None:
+        if not self._homeless and all(
+            listener.subscribed for listener in self._listeners.values() if listener.channels
+        ):
+            self.connected.set()
+        else:
+            self.connected.clear()
+
+    def _deliver(self, channel: str, data: str) -> None:
+        handler = self._channels.get(channel)
+        if handler is None:
+            return  # unsubscribed meanwhile
+        try:
+            handler(channel, data)
+        except Exception:
+            # One bad message must not stop presence for everyone else.
+            log.exception("could not handle a message on %s", channel)
+
+
+class _Listener:
+    """One pub/sub connection to one node, and the channels subscribed on it."""
+
+    def __init__(self, owner: Subscriptions, node: str) -> None:
+        self.owner = owner
+        self.node = node
+        self.channels: set[str] = set()
+        #: Our own SUNSUBSCRIBEs not yet answered, per channel: any other
+        #: ``sunsubscribe`` is the node's (its slot moved away).
+        self._leaving: Counter[str] = Counter()
+        #: Commands for the current connection, in the order asked for.
+        self._outbox: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self.subscribed = False
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, channel: str) -> None:
+        self.channels.add(channel)
+        self._outbox.put_nowait(("ssubscribe", channel))
+
+    def remove(self, channel: str) -> None:
+        self.channels.discard(channel)
+        self._leaving[channel] += 1
+        self._outbox.put_nowait(("sunsubscribe", channel))
+
+    def drop_all(self) -> set[str]:
+        """Forget every channel (the connection is gone): they are placed again."""
+        dropped, self.channels = self.channels, set()
+        # What was asked of the lost connection is moot: the channels are placed
+        # again, maybe on another node, and must not come back here with it.
+        while not self._outbox.empty():
+            self._outbox.get_nowait()
+        self._leaving.clear()
+        return dropped
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"presence-pubsub {self.node}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        delay, first = FIRST_DELAY, True
         while True:
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            if not self.channels:
+                # Nothing to listen to here (its channels live elsewhere now):
+                # wait for the next one, without a connection.
+                command, channel = await self._outbox.get()
+                if command == "sunsubscribe":
+                    self._leaving[channel] -= 1
+                    continue
+                self.channels.add(channel)
+            pubsub = self.owner.placement.client(self.node).pubsub()
             sender: asyncio.Task[None] | None = None
             try:
                 # Everything wished for so far, in one go; later wishes follow
                 # through the outbox, in order.
                 while not self._outbox.empty():
                     self._outbox.get_nowait()
-                await pubsub.ssubscribe(*self._channels)
+                self._leaving.clear()
+                await pubsub.ssubscribe(*self.channels)
                 sender = asyncio.create_task(self._send(pubsub))
-                self.connected.set()
-                delay = 0.1
-                if not first:
-                    for callback in self._resubscribed:
-                        callback()
+                self.subscribed = True
+                delay = FIRST_DELAY
+                self.owner._listener_up(first)
                 first = False
                 while True:
                     message = await pubsub.get_message(timeout=None)
@@ -93,32 +317,39 @@ class Subscriptions:
                         sender.result()  # its Redis error: start over
                     if message is not None:
                         self._route(message)
-            except REDIS_ERRORS as exc:
-                self.observer.redis_error("pubsub")
-                log.warning("pub/sub lost (%s); subscribing again in %.1fs", exc, delay)
+            except (*REDIS_ERRORS, ResponseError) as exc:
+                # ResponseError: MOVED to an SSUBSCRIBE, the slot is elsewhere now.
+                self.owner.observer.redis_error("pubsub")
+                log.warning(
+                    "pub/sub on %s lost (%s); again in %.1fs", self.node or "redis", exc, delay
+                )
+                self.subscribed = False
+                self.owner._listener_down(self)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, MAX_DELAY)
             finally:
-                self.connected.clear()
+                self.subscribed = False
                 if sender is not None:
                     sender.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS):
+                    with contextlib.suppress(asyncio.CancelledError, *REDIS_ERRORS, ResponseError):
                         await sender
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
     async def _send(self, pubsub: PubSub) -> None:
         while True:
-            command, name = await self._outbox.get()
-            await getattr(pubsub, command)(name)
+            command, channel = await self._outbox.get()
+            await getattr(pubsub, command)(channel)
 
     def _route(self, message: dict[str, Any]) -> None:
-        if message["type"] != "smessage":
-            return
-        handler = self._channels.get(message["channel"])
-        if handler is None:
-            return  # unsubscribed meanwhile
-        try:
-            handler(message["channel"], message["data"])
-        except Exception:
-            # One bad message must not stop presence for everyone else.
-            log.exception("could not handle a message on %s", message["channel"])
+        kind, channel = message["type"], message["channel"]
+        if kind == "smessage":
+            if channel in self.channels:
+                self.owner._deliver(channel, message["data"])
+        elif kind == "sunsubscribe":
+            if self._leaving[channel] > 0:
+                self._leaving[channel] -= 1
+            elif channel in self.channels:
+                # Not ours: the node no longer serves the slot.
+                self.channels.discard(channel)
+                self.owner._lost(channel)

@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from server.feed import CompanyFeed, EncodedFrame, Feeds
 from server.store import Observer, Store
-from server.subscriptions import Subscriptions
+from server.subscriptions import OneNode, Subscriptions
 from tests.clients import open_agent, open_monitor
 from tests.servers import RunningServer
 from tests.timing import seconds
@@ -46,7 +46,7 @@ class Collected:
 async def deaf_feed(store: Store) -> AsyncIterator[tuple[Feeds, CompanyFeed, Collected]]:
     """Company acme's feed, with agent a-1 connected and one monitor on it, on
     subscriptions that never run: every message on the log channel is lost."""
-    feeds = Feeds(store, Subscriptions(store.redis, Observer()))
+    feeds = Feeds(store, Subscriptions(OneNode(store.redis), Observer()))
     await store.hello("acme", "a-1", conn="c1", now=NOW)
     feed = await feeds.join("acme")
     monitor = Collected()
