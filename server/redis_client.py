@@ -58,9 +58,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 __all__ = [
     "BlockingSentinelConnectionPool",
     "BoundedRedisCluster",
+    "CancellableWrites",
     "ClusterURL",
     "RedisClient",
-    "CancellableWrites",
     "SentinelURL",
     "cancellable",
     "connect",
