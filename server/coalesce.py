@@ -7,8 +7,8 @@ bookkeeping) was over a third of the server's CPU. Coalescing the changes that
 queue up meanwhile into one run costs an idle server nothing (a lone request
 leaves at once) and makes a busy one cheaper per change the busier it gets.
 
-Batches are per key (a shard: the companies one script run may touch
-together; on Redis Cluster, one slot), at most ``max_batch`` items, at most
+Batches are per key (a shard: the companies whose changes may go to Redis
+together; on Redis Cluster, one master's), at most ``max_batch`` items, at most
 ``max_in_flight`` at once per key — more than one, so a request never waits
 for a whole round trip of someone else's batch while the connection pool has
 room (the ACD's claims were latency-bound at one).
@@ -29,12 +29,13 @@ Result = TypeVar("Result")
 class Coalescer(Generic[Item, Result]):
     def __init__(
         self,
-        run_batch: Callable[[str, Sequence[Item]], Awaitable[Sequence[Result]]],
+        run_batch: Callable[[str, Sequence[Item]], Awaitable[Sequence[Result | Exception]]],
         max_batch: int,
         max_in_flight: int,
     ) -> None:
-        """``run_batch(key, items)`` returns one result per item, in order; what it
-        raises is raised to every caller of that batch."""
+        """``run_batch(key, items)`` returns one result per item, in order: a
+        result that is an exception is raised to its caller alone, and what
+        ``run_batch`` raises is raised to every caller of that batch."""
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight
@@ -68,7 +69,11 @@ class Coalescer(Generic[Item, Result]):
                             future.set_exception(exc)
                 else:
                     for (_, future), result in zip(batch, results, strict=True):
-                        if not future.done():  # its caller may have given up
+                        if future.done():  # its caller may have given up
+                            continue
+                        if isinstance(result, BaseException):
+                            future.set_exception(result)
+                        else:
                             future.set_result(result)
                 batch = []
         finally:

@@ -34,7 +34,7 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
@@ -441,50 +441,66 @@ class BoundedRedisCluster(_RedisCluster):
         async with self.turn():
             return await super().execute_command(*args, **kwargs)
 
-    async def run_script_in_place(
-        self, script: AsyncScript, keys: list[str], args: list[str], *, replicas: int, wait_ms: int
-    ) -> tuple[Any, int]:
-        """Run ``script`` (keys of one slot) on that slot's master, and with
-        ``replicas`` a ``WAIT`` for them on the same connection, in one round
-        trip: the script's reply and how many replicas confirmed (0 unasked).
+    def master_of(self, key: str) -> str:
+        """The name of the master serving ``key``'s slot, as last seen (the slot
+        itself while none is known)."""
+        try:
+            node = self.get_node_from_key(key)
+        except SlotNotCoveredError:
+            node = None
+        return f"slot {self.keyslot(key)}" if node is None else str(node.name)
 
-        It follows no redirection. ``ASK`` and ``TRYAGAIN`` (the slot is moving)
-        and ``MOVED`` (it moved; the map is learned again first) are raised for
-        the caller to retry, so the script never runs in a slot under
-        migration: there, a script's keys may be split between two masters,
-        and one that touched keys it did not declare (the write script derives
-        them from its company's prefix, which it declares) would be half
-        applied on one of them. Its declared prefix is no key, so the source
-        answers ``ASK`` before running it, and the target answers ``MOVED``
-        until the migration ends."""
+    async def run_scripts_in_place(
+        self,
+        script: AsyncScript,
+        runs: Sequence[tuple[list[str], list[str]]],
+        *,
+        replicas: int,
+        wait_ms: int,
+    ) -> tuple[list[Any], int]:
+        """Run ``script`` once per ``(keys, args)`` of ``runs`` (each run's keys
+        in one slot; every slot on one master), and with ``replicas`` a ``WAIT``
+        for them, down one connection in one round trip: each run's reply (an
+        exception for a run that failed) and how many replicas confirmed.
+
+        It follows no redirection. A run answered ``ASK`` or ``TRYAGAIN`` (its
+        slot is moving) or ``MOVED`` (it moved; the map is learned again) gets
+        that error, for its caller to retry; so the script never runs in a slot
+        under migration. There a script's keys may be split between two
+        masters, and one that touched keys it did not declare (the write script
+        derives them from the company prefixes it declares) would be half
+        applied. A declared prefix is no key, so the source answers ``ASK``
+        before running it, and the target ``MOVED`` until the migration ends."""
         async with self.turn():
-            node = self.get_node_from_key(keys[0])
+            node = self.get_node_from_key(runs[0][0][0])
             if node is None:
                 await self.relearn()
-                raise SlotNotCoveredError(f"no master serves {keys[0]!r}'s slot yet")
-            commands = [PipelineCommand(0, "EVALSHA", script.sha, len(keys), *keys, *args)]
+                raise SlotNotCoveredError(f"no master serves {runs[0][0][0]!r}'s slot yet")
+            commands = [
+                PipelineCommand(n, "EVALSHA", script.sha, len(keys), *keys, *args)
+                for n, (keys, args) in enumerate(runs)
+            ]
             if replicas:
-                commands.append(PipelineCommand(1, "WAIT", replicas, wait_ms))
+                commands.append(PipelineCommand(len(runs), "WAIT", replicas, wait_ms))
             try:
                 await node.execute_pipeline(commands)
             except (RedisConnectionError, RedisTimeoutError, OSError):
                 await self.relearn()
                 raise
-            reply = commands[0].result
-            if isinstance(reply, NoScriptError):
-                # A new or restarted master: load it there, then run it again.
+            replies = [command.result for command in commands[: len(runs)]]
+            if any(isinstance(reply, NoScriptError) for reply in replies):
+                # A new or restarted master: load it there, then run them again
+                # (a run that did apply answers the same: its changes' ids).
                 await self.execute_command("SCRIPT", "LOAD", script.script, target_nodes=node)
-                return await self.run_script_in_place(
-                    script, keys, args, replicas=replicas, wait_ms=wait_ms
+                return await self.run_scripts_in_place(
+                    script, runs, replicas=replicas, wait_ms=wait_ms
                 )
-            if isinstance(reply, MovedError):
+            if any(isinstance(reply, MovedError) for reply in replies):
                 await self.relearn()
-            if isinstance(reply, Exception):
-                raise reply
-            confirmed = commands[1].result if replicas else 0
+            confirmed = commands[-1].result if replicas else 0
             if isinstance(confirmed, Exception):
                 raise confirmed
-            return reply, int(confirmed)
+            return replies, int(confirmed)
 
     async def relearn(self) -> None:
         """Ask the cluster for its slots again (once, whoever else asks meanwhile)."""

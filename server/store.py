@@ -294,36 +294,60 @@ class Store:
         return outcome
 
     def shard(self, company: str) -> str:
-        """Which changes may share a script run with ``company``'s. One Redis node
-        runs any companies' changes together: thousands of tenants changing at
-        once cost tens of round trips, not thousands. A cluster runs a script
-        within one slot: the companies of a slot share runs."""
+        """Which changes may go to Redis with ``company``'s. One Redis node runs
+        any companies' changes in one script run: thousands of tenants changing
+        at once cost tens of round trips, not thousands. On a cluster, the
+        changes of a master's companies go together, a script run per slot."""
         if isinstance(self.redis, BoundedRedisCluster):
-            return str(key_slot(self.keys.company(company).encode()))
+            return self.redis.master_of(self.keys.company(company))
         return ""
 
-    async def _apply_batch(self, shard: str, batch: Sequence[tuple[str, list[str]]]) -> list[str]:
+    async def _apply_batch(
+        self, shard: str, batch: Sequence[tuple[str, list[str]]]
+    ) -> list[str | Exception]:
+        if isinstance(self.redis, BoundedRedisCluster):
+            return await self._apply_batch_per_slot(batch)
         keys = [company_prefix for company_prefix, _ in batch]
         arguments = [value for _, script_args in batch for value in script_args]
-        if isinstance(self.redis, BoundedRedisCluster):
-            replies, confirmed = await self.redis.run_script_in_place(
-                self._apply, keys, arguments, replicas=self.replicas, wait_ms=REPLICATION_WAIT_MS
-            )
-        elif not self.replicas:
-            return cast(list[str], await self._apply(keys=keys, args=arguments))
-        else:
-            # WAIT counts the replicas that have every write of its own
-            # connection: the script and WAIT go down one connection, in one
-            # round trip. A retried change's script writes too (its request
-            # key's expiry), so WAIT then confirms the first attempt's writes
-            # as well.
-            async with self.redis.pipeline(transaction=False) as pipe:
-                await self._apply(keys=keys, args=arguments, client=pipe)
-                pipe.wait(self.replicas, REPLICATION_WAIT_MS)
-                replies, confirmed = await pipe.execute()
+        if not self.replicas:
+            return cast(list[str | Exception], await self._apply(keys=keys, args=arguments))
+        # WAIT counts the replicas that have every write of its own connection:
+        # the script and WAIT go down one connection, in one round trip. A
+        # retried change's script writes too (its request key's expiry), so
+        # WAIT then confirms the first attempt's writes as well.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            await self._apply(keys=keys, args=arguments, client=pipe)
+            pipe.wait(self.replicas, REPLICATION_WAIT_MS)
+            replies, confirmed = await pipe.execute()
         if confirmed < self.replicas:
             raise NotReplicated(f"{confirmed} of {self.replicas} replicas confirmed in time")
-        return cast(list[str], replies)
+        return cast(list[str | Exception], replies)
+
+    async def _apply_batch_per_slot(
+        self, batch: Sequence[tuple[str, list[str]]]
+    ) -> list[str | Exception]:
+        """A cluster's batch (one master's): a script run per slot, all in one round trip."""
+        assert isinstance(self.redis, BoundedRedisCluster)
+        slots: dict[int, list[int]] = {}
+        for n, (company_prefix, _) in enumerate(batch):
+            slots.setdefault(key_slot(company_prefix.encode()), []).append(n)
+        runs = [
+            (
+                [batch[n][0] for n in members],
+                [value for n in members for value in batch[n][1]],
+            )
+            for members in slots.values()
+        ]
+        replies, confirmed = await self.redis.run_scripts_in_place(
+            self._apply, runs, replicas=self.replicas, wait_ms=REPLICATION_WAIT_MS
+        )
+        if confirmed < self.replicas:
+            raise NotReplicated(f"{confirmed} of {self.replicas} replicas confirmed in time")
+        results: list[str | Exception] = [""] * len(batch)
+        for members, reply in zip(slots.values(), replies, strict=True):
+            for position, n in enumerate(members):
+                results[n] = reply if isinstance(reply, Exception) else reply[position]
+        return results
 
     async def hello(
         self,

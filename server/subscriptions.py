@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
-from redis.exceptions import ResponseError
+from redis.exceptions import ResponseError, SlotNotCoveredError
 
 from server.redis_client import BoundedRedisCluster
 from server.store import REDIS_ERRORS, Observer
@@ -94,7 +94,10 @@ class ClusterMasters:
         self._clients: dict[str, aioredis.Redis] = {}
 
     def node_of(self, channel: str) -> str | None:
-        node = self.cluster.get_node_from_key(channel)
+        try:
+            node = self.cluster.get_node_from_key(channel)
+        except SlotNotCoveredError:  # not learned yet, or nobody serves it now
+            return None
         return None if node is None else str(node.name)
 
     def client(self, node: str) -> aioredis.Redis:

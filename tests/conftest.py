@@ -13,11 +13,11 @@ from typing import Any
 
 import hypothesis
 import pytest
-import redis.asyncio as aioredis
 import uvicorn
 
 from server.app import PresenceServer, create_app, uvicorn_config
 from server.config import Settings
+from server.redis_client import RedisClient, connect
 from server.store import Store
 from tests.invariants import check_company
 from tests.redis_server import test_redis_url
@@ -57,8 +57,9 @@ def key_prefix() -> str:
 
 
 @pytest.fixture
-async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[RedisClient]:
+    """A client of the tests' Redis (a cluster's, on a cluster)."""
+    client = connect(redis_url, decode_responses=True)
     yield client
     # Leave a shared server as we found it.
     keys = [key async for key in client.scan_iter(match=key_prefix + "*", count=1000)]
@@ -68,7 +69,7 @@ async def redis_client(redis_url: str, key_prefix: str) -> AsyncIterator[aioredi
 
 
 @pytest.fixture
-def store(redis_client: aioredis.Redis, key_prefix: str) -> Store:
+def store(redis_client: RedisClient, key_prefix: str) -> Store:
     return Store(redis_client, prefix=key_prefix)
 
 
@@ -87,7 +88,7 @@ def scaled_defaults() -> dict[str, float]:
 
 @pytest.fixture
 async def start_server(
-    redis_url: str, key_prefix: str, redis_client: aioredis.Redis
+    redis_url: str, key_prefix: str, redis_client: RedisClient
 ) -> AsyncIterator[Callable[..., Awaitable[RunningServer]]]:
     """Start uvicorn in this event loop on port 0, with the default settings but
     for the scaled :data:`LOOP_DEADLINES` and ``overrides``; stopped after the test."""

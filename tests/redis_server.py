@@ -1,8 +1,10 @@
 """The real Redis the tests talk to.
 
 ``PRESENCE_TEST_REDIS_URL`` if set (it may be a shared server: every test gets
-its own key prefix and deletes its keys); else a private server on a free
-port: the embedded Valkey by default, or ``redis-server`` from PATH when
+its own key prefix and deletes its keys); else, with
+``PRESENCE_TEST_TOPOLOGY=cluster``, a private Redis Cluster of three masters
+(``tests.topologies``, from ``redis-server`` on PATH); else a private server on
+a free port: the embedded Valkey by default, or ``redis-server`` from PATH when
 ``PRESENCE_TEST_REDIS=redis-server``.
 """
 
@@ -101,6 +103,14 @@ def test_redis_url() -> Iterator[str]:
     url = os.environ.get("PRESENCE_TEST_REDIS_URL")
     if url:
         yield url
+        return
+    if os.environ.get("PRESENCE_TEST_TOPOLOGY") == "cluster":
+        # Imported here: the module is a pytest plugin, and rewriting its
+        # asserts needs it named as one before it is imported.
+        from tests.topologies import RedisCluster
+
+        with RedisCluster(masters=3) as cluster:
+            yield cluster.url
         return
     with private_redis(os.environ.get("PRESENCE_TEST_REDIS", "valkey")) as private:
         yield private

@@ -7,12 +7,13 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
-import redis.asyncio as aioredis
 
 from server.feed import CompanyFeed, EncodedFrame, Feeds
+from server.redis_client import RedisClient
 from server.store import Observer, Store
 from server.subscriptions import OneNode, Subscriptions
 from tests.clients import open_agent, open_monitor
+from tests.redis_nodes import connections, cut, heard
 from tests.servers import RunningServer
 from tests.timing import seconds
 
@@ -80,18 +81,11 @@ async def test_a_change_that_does_not_follow_the_cursor_is_read_with_its_gap(
     store: Store, deaf_feed: tuple[Feeds, CompanyFeed, Collected]
 ) -> None:
     _, feed, monitor = deaf_feed
-    published = store.redis.pubsub(ignore_subscribe_messages=True)
-    await published.ssubscribe(store.keys.log("acme"))
-
-    await store.set_status("acme", "a-1", "available", by_user=True, now=NOW + 1, conn="c1")
-    await store.set_status("acme", "a-1", "break", by_user=True, now=NOW + 2, conn="c1")
-    messages = []
-    async with asyncio.timeout(seconds(5)):
-        while len(messages) < 2:
-            message = await published.get_message(timeout=seconds(5))
-            if message is not None:
-                messages.append(message["data"])
-    await published.aclose()
+    async with heard(store.redis, store.keys.log("acme")) as published:
+        await store.set_status("acme", "a-1", "available", by_user=True, now=NOW + 1, conn="c1")
+        await store.set_status("acme", "a-1", "break", by_user=True, now=NOW + 2, conn="c1")
+        async with asyncio.timeout(seconds(5)):
+            messages = [await published.get(), await published.get()]
 
     # Only the second change's message arrives: it follows an entry the feed never saw.
     feed.heard(store.keys.log("acme"), messages[1])
@@ -104,7 +98,7 @@ async def test_a_change_that_does_not_follow_the_cursor_is_read_with_its_gap(
 
 
 async def test_a_monitor_misses_nothing_when_the_pubsub_connection_is_cut(
-    server: RunningServer, redis_client: aioredis.Redis, key_prefix: str
+    server: RunningServer, redis_client: RedisClient, key_prefix: str
 ) -> None:
     agent, _ = await open_agent(server)
     monitor = await open_monitor(server)
@@ -112,9 +106,10 @@ async def test_a_monitor_misses_nothing_when_the_pubsub_connection_is_cut(
 
     # The instance's one pub/sub connection, found by the name it gives it.
     (instance,) = await redis_client.smembers(key_prefix + "instances")  # type: ignore[misc]
-    clients = await redis_client.client_list(_type="pubsub")
-    (listener,) = [c for c in clients if c["name"] == f"presence:{instance}:pubsub"]
-    await redis_client.client_kill_filter(_id=listener["id"])
+    clients = await connections(redis_client, _type="pubsub")
+    listeners = [c for c in clients if c["name"] == f"presence:{instance}:pubsub"]
+    for listener in listeners:  # one per master
+        await cut(redis_client, listener)
 
     values = ["available", "break", "meal", "available", "training"] * 4
     for ref, value in enumerate(values):

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
-
-import redis.asyncio as aioredis
 
 from bench.lean_ws import LeanSocket, lean_connect
 from presence_protocol import MSGPACK
 from presence_protocol.codec import decode, encode
 from server.auth import issue
+from server.redis_client import RedisClient
 from tests.processes import presence_server
+from tests.redis_nodes import connections
 from tests.servers import SECRET, instance_id, process_env
 from tests.timing import seconds
 
@@ -80,13 +80,14 @@ def token(company: str, sub: str, role: str) -> str:
     return issue(SECRET, company=company, sub=sub, role=role, now=int(time.time()))
 
 
-async def named_connections(redis_client: aioredis.Redis, instance: str) -> int:
-    clients: Iterable[dict[str, Any]] = await redis_client.client_list()
+async def named_connections(redis_client: RedisClient, instance: str) -> int:
+    """The connections ``instance`` holds, on every master."""
+    clients = await connections(redis_client)
     return sum(1 for c in clients if c["name"].startswith(f"presence:{instance}"))
 
 
 async def test_two_thousand_watched_companies_all_changing_at_once(
-    redis_url: str, key_prefix: str, redis_client: aioredis.Redis
+    redis_url: str, key_prefix: str, redis_client: RedisClient
 ) -> None:
     companies = [f"co-{n:04d}" for n in range(COMPANIES)]
     async with presence_server(process_env(redis_url, key_prefix)) as server:
