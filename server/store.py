@@ -81,6 +81,15 @@ REPLICATION_WAIT_MS: Final = 1000
 WRITE_SCRIPT: Final = ("keys.lua", "rules.lua", "apply.lua")
 
 
+#: A log's epoch and last entry id, read together: a script rather than
+#: MULTI, which redis-py's cluster client runs in a thread of its own,
+#: blocking the event loop for the round trip.
+HEAD_SCRIPT: Final = """
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+return {redis.call('GET', KEYS[1]), last[1] and last[1][1] or false}
+"""
+
+
 class Unchecked(enum.Enum):
     """An argument's default when "not given" differs from ``None``."""
 
@@ -240,6 +249,7 @@ class Store:
     #: Every key and channel name under ``prefix``.
     keys: Keys = field(init=False)
     _apply: Any = field(init=False, repr=False)
+    _head: Any = field(init=False, repr=False)
     _writes: Coalescer[tuple[str, list[str]], str] = field(init=False, repr=False)
     #: Companies this process has put in the registry.
     _registered: set[str] = field(init=False, repr=False, default_factory=set)
@@ -251,6 +261,7 @@ class Store:
         # register_script loads by SHA and retries with the source on NOSCRIPT,
         # which is what a restarted (or failed over) Redis answers.
         self._apply = self.redis.register_script(source)
+        self._head = self.redis.register_script(HEAD_SCRIPT)
         self._writes = Coalescer(self._apply_batch, WRITE_BATCH, WRITES_IN_FLIGHT)
 
     # Writes.
@@ -468,11 +479,8 @@ class Store:
 
     async def head(self, company: str) -> tuple[str | None, str]:
         """The log's epoch (``None`` before its first event) and its last entry id."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.get(self.keys.epoch(company))
-            pipe.xrevrange(self.keys.events(company), count=1)
-            epoch, last = await pipe.execute()
-        return epoch, last[0][0] if last else ORIGIN
+        epoch, last = await self._head(keys=[self.keys.epoch(company), self.keys.events(company)])
+        return epoch, last or ORIGIN
 
     async def recoverable_after(self, company: str, entry_id: str) -> bool:
         """Whether every entry after ``entry_id`` is still in the log (none trimmed)."""

@@ -30,11 +30,12 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.crc import key_slot
 from redis.exceptions import ResponseError, SlotNotCoveredError
 
 from server.redis_client import BoundedRedisCluster
@@ -59,6 +60,9 @@ class Placement(Protocol):
     def client(self, node: str) -> aioredis.Redis:
         """A client of ``node`` for one pub/sub connection (made once, kept)."""
 
+    def together(self, channels: Iterable[str]) -> Iterable[list[str]]:
+        """``channels`` in groups that one ``SSUBSCRIBE`` may name."""
+
     async def relearn(self) -> None:
         """Ask Redis again which node serves what."""
 
@@ -77,6 +81,9 @@ class OneNode:
 
     def client(self, node: str) -> aioredis.Redis:
         return self._client
+
+    def together(self, channels: Iterable[str]) -> Iterable[list[str]]:
+        return [list(channels)]
 
     async def relearn(self) -> None:
         pass
@@ -116,6 +123,13 @@ class ClusterMasters:
             )
             self._clients[node] = aioredis.Redis.from_pool(pool)
         return self._clients[node]
+
+    def together(self, channels: Iterable[str]) -> Iterable[list[str]]:
+        # A cluster refuses an SSUBSCRIBE whose channels are in different slots.
+        slots: dict[int, list[str]] = {}
+        for channel in channels:
+            slots.setdefault(key_slot(channel.encode()), []).append(channel)
+        return slots.values()
 
     async def relearn(self) -> None:
         await self.cluster.relearn()
@@ -308,7 +322,8 @@ class _Listener:
                 while not self._outbox.empty():
                     self._outbox.get_nowait()
                 self._leaving.clear()
-                await pubsub.ssubscribe(*self.channels)
+                for channels in self.owner.placement.together(self.channels):
+                    await pubsub.ssubscribe(*channels)
                 sender = asyncio.create_task(self._send(pubsub))
                 self.subscribed = True
                 delay = FIRST_DELAY
