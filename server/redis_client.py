@@ -424,7 +424,8 @@ class BoundedRedisCluster(_RedisCluster):
             return
         if self._turns is None:
             await self.initialize()
-            self._turns = asyncio.Semaphore(self.in_flight)
+            if self._turns is None:  # no other caller made them meanwhile
+                self._turns = asyncio.Semaphore(self.in_flight)
         try:
             async with asyncio.timeout(self.turn_timeout):
                 await self._turns.acquire()

@@ -131,21 +131,25 @@ async def open_monitor(
     return monitor
 
 
-async def raw_agent(url: str, agent: str, **hello: Any) -> tuple[RawAgent, dict[str, Any]]:
+async def raw_agent(
+    url: str, agent: str, *, company: str = "acme", **hello: Any
+) -> tuple[RawAgent, dict[str, Any]]:
     """An agent on a server process (tokens signed with ``tests.servers.SECRET``)."""
     ws = await connect_raw(url, JSON)
     raw = RawAgent(ws, JSON)
-    welcome = await raw.request({"t": "hello", "token": token(agent), **hello})
+    welcome = await raw.request({"t": "hello", "token": token(agent, company=company), **hello})
     assert welcome["t"] == "welcome", welcome
     return raw, welcome
 
 
-async def raw_monitor(url: str, *, subscribe: bool = True) -> RawMonitor:
+async def raw_monitor(url: str, *, subscribe: bool = True, company: str = "acme") -> RawMonitor:
     """A supervisor's monitor on a server process, subscribed unless told not to."""
     ws = await connect_raw(url, JSON)
     monitor = RawMonitor(ws, JSON)
     monitor.view = {}
-    welcome = await monitor.request({"t": "hello", "token": token("sup", "supervisor")})
+    welcome = await monitor.request(
+        {"t": "hello", "token": token("sup", "supervisor", company=company)}
+    )
     assert welcome["t"] == "welcome"
     if subscribe:
         await monitor.subscribe()

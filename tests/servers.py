@@ -53,9 +53,9 @@ class RunningServer(Addresses):
 SECRET = "instances-test-secret-" + "s" * 32
 
 
-def token(sub: str, role: str = "agent") -> str:
+def token(sub: str, role: str = "agent", company: str = "acme") -> str:
     """A token of company ``acme`` for a server process (signed with :data:`SECRET`)."""
-    return issue(SECRET, company="acme", sub=sub, role=role, now=int(time.time()))
+    return issue(SECRET, company=company, sub=sub, role=role, now=int(time.time()))
 
 
 #: What a server gives its clients before it gives up on them: the defaults,

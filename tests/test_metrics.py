@@ -5,30 +5,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.clients import open_agent, open_monitor
+from tests.scraping import sample, scrape
 from tests.servers import RunningServer
 from tests.timing import eventually, seconds
-
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-async def scrape(server: RunningServer) -> Samples:
-    """Every sample, by name and labels."""
-    async with httpx.AsyncClient(base_url=server.http_url, timeout=seconds(5)) as http:
-        response = await http.get("/metrics")
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(response.text)
-        for sample in family.samples
-    }
-
-
-def sample(samples: Samples, name: str, **labels: str) -> float | None:
-    return samples.get((name, frozenset(labels.items())))
 
 
 async def until_sample(server: RunningServer, name: str, value: float, **labels: str) -> None:

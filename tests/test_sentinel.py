@@ -13,24 +13,20 @@ timing falls, and print what was lost (``-s`` shows it).
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
-from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
-from websockets.exceptions import ConnectionClosed
 
-from client_sdk.protocol import decode
 from server.redis_client import connect, parse_sentinel_url
-from server.store import Store, id_key
+from server.store import Store
 from tests.cancellation import cancellations_pass_on
-from tests.clients import RawAgent, raw_agent, raw_monitor
+from tests.clients import raw_agent, raw_monitor
 from tests.invariants import check_company
+from tests.load import Changer, Watcher, check_acknowledged, progress, summary
 from tests.processes import ServerProcess, presence_server
 from tests.servers import process_env
 from tests.timing import eventually, seconds
@@ -39,11 +35,7 @@ from tests.topologies import SentinelGroup
 pytest_plugins = ["tests.topologies"]
 
 PREFIX = "sentinel:"
-STATUSES = ("available", "break", "meal", "busy", "training")
 AGENTS = 6
-#: Seconds between two changes of one agent: the load's pace (under the rate
-#: limit), not a synchronisation.
-PACE = 0.1
 
 
 def client_of(group: SentinelGroup, **options: Any) -> Any:
@@ -206,89 +198,6 @@ async def test_the_server_serves_on_sentinel(sentinel_group: SentinelGroup, stor
     await check_company(store, "acme")
 
 
-@dataclass
-class Changer:
-    """One agent changing its status over and over, and what it was answered."""
-
-    agent: str
-    #: Each change acknowledged, as (entry id, value), in the order acknowledged.
-    acked: list[tuple[str, str]] = field(default_factory=list)
-    #: What was answered instead of an ack: "code: message".
-    refused: Counter[str] = field(default_factory=Counter)
-
-    async def run(self, url: str, stop: asyncio.Event) -> None:
-        raw, _ = await raw_agent(url, self.agent)
-        for ref in itertools.count(1):
-            if stop.is_set():
-                break
-            await self.change(raw, ref, STATUSES[ref % len(STATUSES)])
-            await asyncio.sleep(PACE)
-        await raw.ws.close()
-
-    async def change(self, raw: RawAgent, ref: int, value: str) -> None:
-        await raw.send({"t": "status", "value": value, "ref": ref})
-        # Up to store_retry, and more on a loaded machine.
-        answer = decode(await asyncio.wait_for(raw.ws.recv(), seconds(30)))
-        assert answer.get("ref") == ref, answer
-        if answer["t"] == "error":
-            self.refused[f"{answer['code']}: {answer['message']}"] += 1
-        elif answer["event"] is not None:  # None: it was that already (a change refused)
-            assert (answer["t"], answer["event"]["value"]) == ("ack", value), answer
-            self.acked.append((answer["event"]["id"], value))
-
-
-@dataclass
-class Watcher:
-    """A supervisor's monitor that subscribes again from its cursor whenever its
-    socket ends, keeping every event it is sent."""
-
-    url: str
-    seen: list[dict[str, Any]] = field(default_factory=list)
-    cursor: dict[str, str] | None = None
-    closes: list[int | None] = field(default_factory=list)
-    #: Subscriptions again that came with a snapshot: events it was not sent.
-    resnapshots: int = 0
-    moved: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def run(self) -> None:
-        while True:
-            monitor = await raw_monitor(self.url, subscribe=False)
-            cursor = {"cursor": self.cursor} if self.cursor else {}
-            subscribed = await monitor.request({"t": "subscribe", "ref": 1, **cursor})
-            assert subscribed["t"] == "subscribed", subscribed
-            if self.cursor is not None and not subscribed["recovered"]:
-                self.resnapshots += 1
-            self.cursor = subscribed["cursor"]
-            try:
-                while True:
-                    frame = decode(await monitor.ws.recv())
-                    assert frame["t"] == "event", frame
-                    assert self.cursor is not None
-                    assert id_key(frame["cursor"]["id"]) > id_key(self.cursor["id"])
-                    self.cursor = frame["cursor"]
-                    self.seen.append(frame["event"])
-                    self.moved.set()
-            except ConnectionClosed:
-                self.closes.append(monitor.ws.close_code)
-
-    async def reached(self, last_id: str) -> None:
-        while self.cursor is None or id_key(self.cursor["id"]) < id_key(last_id):
-            self.moved.clear()
-            await self.moved.wait()
-
-
-async def progress(
-    tasks: list[asyncio.Task[None]], condition: Callable[[], bool], within: float
-) -> None:
-    """Until ``condition`` holds, checked as the changers go, or one of them fails."""
-    async with asyncio.timeout(within):
-        while not condition():
-            for task in tasks:
-                if task.done():
-                    task.result()  # raises what it failed with
-            await asyncio.sleep(0.05)
-
-
 @pytest.mark.sentinel
 @pytest.mark.parametrize("durability", ["local", "replicated"])
 async def test_a_failover_under_load(
@@ -331,32 +240,7 @@ async def test_a_failover_under_load(
                 task.cancel()
             await asyncio.gather(watching, *load, return_exceptions=True)
 
-    logged = [(str(e.id), e.agent, e.value) for e in events]
-    lost = []
-    for changer in changers:
-        acked = [(entry_id, changer.agent, value) for entry_id, value in changer.acked]
-        assert [a[0] for a in acked] == sorted((a[0] for a in acked), key=id_key), changer
-        kept = [entry for entry in acked if entry in set(logged)]
-        # What was kept is in the log in the order acknowledged, the last changes too.
-        assert kept == [entry for entry in logged if entry in set(kept)]
-        assert kept[-1] == acked[-1], changer
-        lost += [entry for entry in acked if entry not in set(kept)]
-        # Nothing but store-unavailable, which means "not applied; retry".
-        assert set(changer.refused) <= {"store-unavailable: the store is unavailable; retry"}
-    # The monitor was sent every logged event since it subscribed, in the log's
-    # order (and the lost ones too: it saw them happen).
-    seen = [event["id"] for event in watcher.seen]
-    logged_ids = [str(e.id) for e in events]
-    in_log = [entry_id for entry_id in seen if entry_id in set(logged_ids)]
-    assert watcher.resnapshots == 0
-    assert in_log == logged_ids[logged_ids.index(in_log[0]) :]
-    acked_count = sum(len(c.acked) for c in changers)
+    lost = check_acknowledged(changers, watcher, events)
     if durability == "replicated":
         assert lost == [], f"{len(lost)} acknowledged changes lost: {lost[:3]}"
-    print(
-        f"\nfailover under load ({durability}): {acked_count} changes acknowledged "
-        f"({before} before the failover); lost: {len(lost)}, first {lost[:1]}, last {lost[-1:]}; "
-        f"refused: {dict(sum((c.refused for c in changers), Counter()))}; "
-        f"monitor: closed {watcher.closes}, sent {len(set(seen) - set(logged_ids))} events "
-        "the log lacks"
-    )
+    print(f"\nfailover under load ({durability}): {summary(changers, watcher, events, before)}")

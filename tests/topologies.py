@@ -581,11 +581,14 @@ class RedisCluster(_Topology):
         await self.settled()
         return master
 
-    async def migrate_slot(self, slot: int, to_shard: int) -> None:
+    async def migrate_slot(
+        self, slot: int, to_shard: int, *, batch: int = 100, pause: float = 0.0
+    ) -> None:
         """Move ``slot`` and its keys to shard ``to_shard``'s master, as an operator
         would: IMPORTING on the target, MIGRATING on the source, MIGRATE of its keys
-        in batches, then SETSLOT NODE on the target, the source and every other
-        master; return once every node agrees."""
+        ``batch`` at a time (``pause`` seconds apart: a slow migration, for a
+        test of what happens meanwhile), then SETSLOT NODE on the target, the
+        source and every other master; return once every node agrees."""
         source = await self.master_of(slot)
         target = await self._master_of_shard(to_shard)
         if source is target:
@@ -595,11 +598,12 @@ class RedisCluster(_Topology):
         async with source.client(decode=False) as src, target.client() as dst:
             await dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
             await src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
-            while keys := await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+            while keys := await src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, batch):
                 await src.execute_command(
                     "MIGRATE", HOST, target.port, "", 0, round(seconds(10) * 1000),
-                    "REPLACE", "KEYS", *keys,
+                    "KEYS", *keys,
                 )  # fmt: skip
+                await asyncio.sleep(pause)
             await dst.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
             await src.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
         owners = set((await self._owners()).values())
