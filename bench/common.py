@@ -21,10 +21,13 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.lean_ws import LeanSocket, lean_connect
 from client_sdk.protocol import MSGPACK, decode, encode
 from server.auth import issue
+from server.redis_client import BoundedRedisCluster
+from server.redis_client import connect as connect_redis
 from server.state import Event
 from server.store import Store
 from tests.processes import ServerProcess, presence_server
 from tests.redis_server import private_redis
+from tests.topologies import RedisCluster
 
 COMPANY = "bench"
 SECRET = "bench-secret-" + "x" * 32
@@ -82,11 +85,17 @@ def token(sub: str, role: str = "agent") -> str:
 
 
 @contextlib.contextmanager
-def redis_url() -> Iterator[str]:
-    """``PRESENCE_BENCH_REDIS_URL`` if set, else a private Valkey for the run."""
+def redis_url(cluster: bool = False) -> Iterator[str]:
+    """``PRESENCE_BENCH_REDIS_URL`` if set; else with ``cluster`` a private Redis
+    Cluster of three masters (``redis-server`` from PATH, as the tests start
+    one), else a private Valkey for the run."""
     url = os.environ.get("PRESENCE_BENCH_REDIS_URL")
     if url:
         yield url
+        return
+    if cluster:
+        with RedisCluster(masters=3) as private_cluster:
+            yield private_cluster.url
         return
     with private_redis("valkey") as private:
         yield private
@@ -118,7 +127,7 @@ async def server_under_test(
 
 
 async def delete_prefix(redis_url: str, prefix: str) -> None:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = connect_redis(redis_url, decode_responses=True)
     try:
         keys = [key async for key in client.scan_iter(match=prefix + "*", count=1000)]
         for start in range(0, len(keys), 1000):
@@ -145,9 +154,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 async def redis_pid(redis_url: str) -> int:
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    """The Redis that holds the bench's company (on a cluster, its slot's master)."""
+    client = connect_redis(redis_url, decode_responses=True)
     try:
-        info = await client.info("server")
+        if isinstance(client, BoundedRedisCluster):
+            await client.initialize()
+            node = client.get_node_from_key(f"{{{COMPANY}}}")
+            info = await client.info("server", target_nodes=node)
+        else:
+            info = await client.info("server")
         return int(info["process_id"])
     finally:
         await client.aclose()
@@ -270,7 +285,7 @@ async def routable_count(http_url: str) -> int:
 @contextlib.asynccontextmanager
 async def bench_store(redis_url: str, prefix: str) -> AsyncIterator[Store]:
     """The store of the server under test (its key prefix), for filling and checking."""
-    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    client = connect_redis(redis_url, decode_responses=True)
     try:
         yield Store(client, prefix=prefix)
     finally:

@@ -115,6 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes, shorter runs")
     parser.add_argument("--only", help="comma-separated scenarios: " + ", ".join(SCENARIOS))
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="on a Redis Cluster of 3 masters started for the run (redis-server on PATH)",
+    )
     options = parser.parse_args()
     names = options.only.split(",") if options.only else list(SCENARIOS)
     unknown = [name for name in names if name not in SCENARIOS]
@@ -122,7 +127,7 @@ def main() -> None:
         parser.error(f"unknown scenario(s): {', '.join(unknown)}")
     raise_fd_limit()
     started = time.strftime("%Y%m%dT%H%M%S")
-    with redis_url() as url:
+    with redis_url(options.cluster) as url:
         ctx = Context(url, options.quick)
         failed = asyncio.run(run_all(ctx, names))
     print()
@@ -133,7 +138,8 @@ def main() -> None:
         "started": started,
         "command": "python -m bench.run"
         + (" --quick" if options.quick else "")
-        + (f" --only {options.only}" if options.only else ""),
+        + (f" --only {options.only}" if options.only else "")
+        + (" --cluster" if options.cluster else ""),
         "machine": machine(),
         "results": [dataclasses.asdict(r) | {"met": r.met} for r in ctx.results],
     }
