@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.lean_ws import LeanSocket, lean_connect
