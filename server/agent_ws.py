@@ -143,6 +143,9 @@ class AgentConnection(Connection):
             holder, lost = await self.holder_verdict()
             if runtime.draining:
                 raise StaleConnection("draining")  # too late to start here: retry elsewhere
+            # Read before the hello, so that a store failing here refuses the
+            # console (1013) rather than ending a session just begun.
+            statuses = await runtime.store.status_list(identity.company)
             outcome = await runtime.store.hello(
                 identity.company,
                 identity.sub,
@@ -184,7 +187,6 @@ class AgentConnection(Connection):
         connections = runtime.metrics.connections.labels("agent")
         connections.inc()
         try:
-            statuses = await self.runtime.store.status_list(identity.company)
             await self.send(self.welcome(outcome, statuses))
             early, self._before_welcome = self._before_welcome or [], None
             for frame in early:

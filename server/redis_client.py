@@ -503,6 +503,17 @@ class BoundedRedisCluster(_RedisCluster):
                 raise confirmed
             return replies, int(confirmed)
 
+    async def aclose(self) -> None:
+        # redis-py's closes nothing while it means to learn the cluster again
+        # (before its first command, or after a connection error), though it
+        # may have connections open by then: theirs would be left to the
+        # garbage collector, unclosed.
+        if self._relearning is not None:
+            self._relearning.cancel()
+        await super().aclose()
+        await self.nodes_manager.aclose()
+        await self.nodes_manager.aclose("startup_nodes")
+
     async def relearn(self) -> None:
         """Ask the cluster for its slots again (once, whoever else asks meanwhile)."""
         if self._relearning is None:
