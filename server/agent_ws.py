@@ -177,6 +177,7 @@ class AgentConnection(Connection):
         self.status = outcome.state.status if outcome.state else None
         hub = runtime.hub
         hub.register(self)
+        await hub.listening(self.company)
         if runtime.draining:
             # It got in as the drain began: drained like the others, not dropped.
             await self.drain()

@@ -42,6 +42,11 @@ CLOSE_CODE_FOR_REASON: Final = {
 }
 
 
+#: Seconds a console's welcome waits for its company's channel to be heard; past
+#: that (pub/sub down) it is welcomed anyway: pushes are best effort.
+LISTEN_PATIENCE: Final = 2.0
+
+
 class LocalConnection(Protocol):
     conn_id: str
     company: str
@@ -90,6 +95,13 @@ class Hub:
         self._per_company[company] += 1
         if self._per_company[company] == 1:
             self.subscriptions.subscribe(self.store.keys.changes(company), self._on_message)
+
+    async def listening(self, company: str) -> None:
+        """Until this instance hears ``company``'s changes channel (at most
+        :data:`LISTEN_PATIENCE` seconds): a change made elsewhere right after a
+        console's welcome reaches it, even when the channel's subscription had to
+        open a connection first (the first company on a cluster master)."""
+        await self.subscriptions.confirmed(self.store.keys.changes(company), LISTEN_PATIENCE)
 
     def unregister(self, connection: LocalConnection) -> None:
         if self._by_conn.pop(connection.conn_id, None) is None:

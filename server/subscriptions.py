@@ -150,6 +150,9 @@ class Subscriptions:
         #: Channels that must find their node again (lost it, or none known).
         self._homeless: set[str] = set()
         self._replace = asyncio.Event()
+        #: Channels Redis has confirmed on a live connection, and who waits for one.
+        self._confirmed: set[str] = set()
+        self._awaiting: dict[str, list[asyncio.Future[None]]] = {}
         self._resubscribed: list[Callable[[], None]] = []
         self._running = False
         #: Set while subscribed to everything asked for on live connections.
@@ -165,9 +168,39 @@ class Subscriptions:
         if channel not in self._home and channel not in self._homeless:
             self._place(channel)
 
+    async def confirmed(self, channel: str, within: float) -> bool:
+        """Wait until Redis confirms the subscription to ``channel`` (at most
+        ``within`` seconds): from then on, nothing published there is missed
+        while the connection lives. Whether it was confirmed."""
+        if channel in self._confirmed:
+            return True
+        future = asyncio.get_running_loop().create_future()
+        self._awaiting.setdefault(channel, []).append(future)
+        try:
+            async with asyncio.timeout(within):
+                await future
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            waiting = self._awaiting.get(channel, [])
+            if future in waiting:
+                waiting.remove(future)
+            if not waiting:
+                self._awaiting.pop(channel, None)
+
+    def _confirm(self, channel: str) -> None:
+        if channel not in self._channels:
+            return
+        self._confirmed.add(channel)
+        for future in self._awaiting.pop(channel, []):
+            if not future.done():
+                future.set_result(None)
+
     def unsubscribe(self, channel: str) -> None:
         if self._channels.pop(channel, None) is None:
             return
+        self._confirmed.discard(channel)
         self._homeless.discard(channel)
         node = self._home.pop(channel, None)
         if node is not None:
@@ -219,6 +252,7 @@ class Subscriptions:
 
     def _lost(self, channel: str) -> None:
         """``channel``'s node dropped it (a slot moved) or is unknown: find it again."""
+        self._confirmed.discard(channel)
         self._home.pop(channel, None)
         self._homeless.add(channel)
         self._replace.set()
@@ -315,6 +349,7 @@ class _Listener:
                     continue
                 self.channels.add(channel)
             pubsub = self.owner.placement.client(self.node).pubsub()
+            # Subscription confirmations are read too: callers may wait for one.
             sender: asyncio.Task[None] | None = None
             try:
                 # Everything wished for so far, in one go; later wishes follow
@@ -364,6 +399,9 @@ class _Listener:
         if kind == "smessage":
             if channel in self.channels:
                 self.owner._deliver(channel, message["data"])
+        elif kind == "ssubscribe":
+            if channel in self.channels:
+                self.owner._confirm(channel)
         elif kind == "sunsubscribe":
             if self._leaving[channel] > 0:
                 self._leaving[channel] -= 1
