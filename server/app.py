@@ -33,7 +33,7 @@ from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
-from server.subscriptions import ClusterMasters, OneNode, Placement, Subscriptions
+from server.subscriptions import NO_RETRY, ClusterMasters, OneNode, Placement, Subscriptions
 from server.websocket_protocol import PresenceWebSocketProtocol
 
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
@@ -90,6 +90,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
                 decode_responses=True,
                 socket_connect_timeout=5,
                 max_connections=1,
+                retry=NO_RETRY,
             )
             assert not isinstance(listener, redis_client.BoundedRedisCluster)
             placement = OneNode(listener)

@@ -31,22 +31,29 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ResponseError, SlotNotCoveredError
 
 from server.redis_client import BoundedRedisCluster
 from server.store import REDIS_ERRORS, Observer
 
-__all__ = ["ClusterMasters", "Handler", "OneNode", "Placement", "Subscriptions"]
+__all__ = ["NO_RETRY", "ClusterMasters", "Handler", "OneNode", "Placement", "Subscriptions"]
 
 log = logging.getLogger("presence.subscriptions")
 
 #: Told each message of a channel: the channel, then the message.
 Handler = Callable[[str, str], None]
+#: For pub/sub connections: redis-py's own retry reconnects a lost pub/sub
+#: connection and subscribes to everything again in one SSUBSCRIBE, silently,
+#: which a cluster refuses (several slots) and which would hide the loss from
+#: whoever must read the gap. A lost connection is the listener's to handle.
+NO_RETRY: Final = Retry(NoBackoff(), 0)
 #: Seconds before a lost connection is tried again, first and at most.
 FIRST_DELAY, MAX_DELAY = 0.1, 5.0
 
@@ -117,7 +124,7 @@ class ClusterMasters:
                 # A pub/sub connection waits for messages as long as it takes.
                 "socket_timeout": None,
             }
-            options.pop("retry", None)
+            options["retry"] = NO_RETRY
             pool = aioredis.BlockingConnectionPool(
                 connection_class=known.connection_class, max_connections=1, **options
             )
