@@ -507,9 +507,9 @@ class BoundedRedisCluster(_RedisCluster):
         # redis-py's closes nothing while it means to learn the cluster again
         # (before its first command, or after a connection error), though it
         # may have connections open by then: theirs would be left to the
-        # garbage collector, unclosed.
-        if self._relearning is not None:
-            self._relearning.cancel()
+        # garbage collector, unclosed. redis-py calls this itself too, to start
+        # afresh (a cluster that answers CLUSTERDOWN): nothing here may stop
+        # what callers are waiting on (a relearning in flight finishes).
         await super().aclose()
         await self.nodes_manager.aclose()
         await self.nodes_manager.aclose("startup_nodes")
