@@ -184,19 +184,10 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     sentinels' own credentials, if they have any, are the ``sentinel_username``
     and ``sentinel_password`` options. ``rediss+sentinel://`` speaks TLS to the
     master and to the sentinels, with the same ``ssl_*`` options."""
-    scheme, _, remainder = url.partition("://")
-    plain = SENTINEL_SCHEMES.get(scheme.lower())
-    parts = _URL.fullmatch(remainder)
-    if plain is None or parts is None:
-        raise ValueError(f"not a Sentinel URL: {_redacted(url)}")
-    userinfo, at, hosts = parts["netloc"].rpartition("@")
-    sentinels = []
-    for address in hosts.split(","):
-        host = _HOST.fullmatch(address.strip())
-        if host is None:
-            raise ValueError(f"Sentinel URL: bad sentinel address {address!r}")
-        port = host["v6port"] or host["port"]
-        sentinels.append((host["v6"] or host["host"], int(port) if port else SENTINEL_PORT))
+    plain, userinfo, sentinels, parts = _hosts_url(
+        url, SENTINEL_SCHEMES, "Sentinel", "sentinel", SENTINEL_PORT
+    )
+    at = "@" if userinfo else ""
     path = [unquote(segment) for segment in parts["path"].split("/")[1:]]
     if len(path) == 2 and not path[1]:
         path.pop()  # /<master name>/
@@ -215,7 +206,28 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     tls = plain == "rediss"
     if tls:
         sentinel_options.update((k, v) for k, v in options.items() if k.startswith("ssl_"))
-    return SentinelURL(tuple(sentinels), path[0], options, sentinel_options, tls)
+    return SentinelURL(sentinels, path[0], options, sentinel_options, tls)
+
+
+def _hosts_url(
+    url: str, schemes: dict[str, str], kind: str, host_kind: str, default_port: int
+) -> tuple[str, str, tuple[tuple[str, int], ...], re.Match[str]]:
+    """What URLs naming several hosts share (``scheme://[userinfo@]h[:p],h[:p]/...``):
+    the plain scheme, the userinfo, the hosts and ports, and the URL's parts."""
+    scheme, _, remainder = url.partition("://")
+    plain = schemes.get(scheme.lower())
+    parts = _URL.fullmatch(remainder)
+    if plain is None or parts is None:
+        raise ValueError(f"not a {kind} URL: {_redacted(url)}")
+    userinfo, _, hosts = parts["netloc"].rpartition("@")
+    addresses = []
+    for address in hosts.split(","):
+        host = _HOST.fullmatch(address.strip())
+        if host is None:
+            raise ValueError(f"{kind} URL: bad {host_kind} address {address!r}")
+        port = host["v6port"] or host["port"]
+        addresses.append((host["v6"] or host["host"], int(port) if port else default_port))
+    return plain, userinfo, tuple(addresses), parts
 
 
 def _redacted(url: str) -> str:
@@ -340,19 +352,8 @@ def parse_cluster_url(url: str) -> ClusterURL:
     settings). Port 6379 unless given; IPv6 as ``[::1]:7000``. A cluster has
     only database 0. ``rediss+cluster://`` speaks TLS. The query options are
     redis-py's URL options."""
-    scheme, _, remainder = url.partition("://")
-    plain = CLUSTER_SCHEMES.get(scheme.lower())
-    parts = _URL.fullmatch(remainder)
-    if plain is None or parts is None:
-        raise ValueError(f"not a Cluster URL: {_redacted(url)}")
-    userinfo, at, hosts = parts["netloc"].rpartition("@")
-    nodes = []
-    for address in hosts.split(","):
-        host = _HOST.fullmatch(address.strip())
-        if host is None:
-            raise ValueError(f"Cluster URL: bad node address {address!r}")
-        port = host["v6port"] or host["port"]
-        nodes.append((host["v6"] or host["host"], int(port) if port else REDIS_PORT))
+    plain, userinfo, nodes, parts = _hosts_url(url, CLUSTER_SCHEMES, "Cluster", "node", REDIS_PORT)
+    at = "@" if userinfo else ""
     if parts["path"].strip("/") not in ("", "0"):
         raise ValueError(f"Cluster URL: a cluster has only database 0: {_redacted(url)}")
     options: dict[str, Any] = dict(
@@ -360,7 +361,7 @@ def parse_cluster_url(url: str) -> ClusterURL:
     )
     for name in ("host", "port", "db", "connection_class"):
         options.pop(name, None)
-    return ClusterURL(tuple(nodes), options, plain == "rediss")
+    return ClusterURL(nodes, options, plain == "rediss")
 
 
 #: Set while a task holds a turn, so that what it calls within (redis-py sends
