@@ -184,10 +184,9 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     sentinels' own credentials, if they have any, are the ``sentinel_username``
     and ``sentinel_password`` options. ``rediss+sentinel://`` speaks TLS to the
     master and to the sentinels, with the same ``ssl_*`` options."""
-    plain, userinfo, sentinels, parts = _hosts_url(
+    plain, credentials, sentinels, parts = _hosts_url(
         url, SENTINEL_SCHEMES, "Sentinel", "sentinel", SENTINEL_PORT
     )
-    at = "@" if userinfo else ""
     path = [unquote(segment) for segment in parts["path"].split("/")[1:]]
     if len(path) == 2 and not path[1]:
         path.pop()  # /<master name>/
@@ -200,7 +199,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     own = urlencode([(name, value) for name, value in query if name not in SENTINEL_OPTIONS])
     db = path[1] if len(path) == 2 else ""
     # redis-py parses the rest as it parses any URL of the master.
-    options: dict[str, Any] = dict(parse_url(f"{plain}://{userinfo}{at}placeholder/{db}?{own}"))
+    options: dict[str, Any] = dict(parse_url(f"{plain}://{credentials}placeholder/{db}?{own}"))
     for name in ("host", "port", "connection_class"):
         options.pop(name, None)
     tls = plain == "rediss"
@@ -213,13 +212,14 @@ def _hosts_url(
     url: str, schemes: dict[str, str], kind: str, host_kind: str, default_port: int
 ) -> tuple[str, str, tuple[tuple[str, int], ...], re.Match[str]]:
     """What URLs naming several hosts share (``scheme://[userinfo@]h[:p],h[:p]/...``):
-    the plain scheme, the userinfo, the hosts and ports, and the URL's parts."""
+    the plain scheme, the credentials (``userinfo@``, or nothing), the hosts and
+    ports, and the URL's parts."""
     scheme, _, remainder = url.partition("://")
     plain = schemes.get(scheme.lower())
     parts = _URL.fullmatch(remainder)
     if plain is None or parts is None:
         raise ValueError(f"not a {kind} URL: {_redacted(url)}")
-    userinfo, _, hosts = parts["netloc"].rpartition("@")
+    userinfo, at, hosts = parts["netloc"].rpartition("@")
     addresses = []
     for address in hosts.split(","):
         host = _HOST.fullmatch(address.strip())
@@ -227,7 +227,7 @@ def _hosts_url(
             raise ValueError(f"{kind} URL: bad {host_kind} address {address!r}")
         port = host["v6port"] or host["port"]
         addresses.append((host["v6"] or host["host"], int(port) if port else default_port))
-    return plain, userinfo, tuple(addresses), parts
+    return plain, userinfo + at, tuple(addresses), parts
 
 
 def _redacted(url: str) -> str:
@@ -352,12 +352,13 @@ def parse_cluster_url(url: str) -> ClusterURL:
     settings). Port 6379 unless given; IPv6 as ``[::1]:7000``. A cluster has
     only database 0. ``rediss+cluster://`` speaks TLS. The query options are
     redis-py's URL options."""
-    plain, userinfo, nodes, parts = _hosts_url(url, CLUSTER_SCHEMES, "Cluster", "node", REDIS_PORT)
-    at = "@" if userinfo else ""
+    plain, credentials, nodes, parts = _hosts_url(
+        url, CLUSTER_SCHEMES, "Cluster", "node", REDIS_PORT
+    )
     if parts["path"].strip("/") not in ("", "0"):
         raise ValueError(f"Cluster URL: a cluster has only database 0: {_redacted(url)}")
     options: dict[str, Any] = dict(
-        parse_url(f"{plain}://{userinfo}{at}placeholder/0?{parts['query'] or ''}")
+        parse_url(f"{plain}://{credentials}placeholder/0?{parts['query'] or ''}")
     )
     for name in ("host", "port", "db", "connection_class"):
         options.pop(name, None)

@@ -317,28 +317,30 @@ class Store:
         self, shard: str, batch: Sequence[tuple[str, list[str]]]
     ) -> list[str | Exception]:
         if isinstance(self.redis, BoundedRedisCluster):
-            return await self._apply_batch_per_slot(batch)
-        keys = [company_prefix for company_prefix, _ in batch]
-        arguments = [value for _, script_args in batch for value in script_args]
-        if not self.replicas:
-            return cast(list[str | Exception], await self._apply(keys=keys, args=arguments))
-        # WAIT counts the replicas that have every write of its own connection:
-        # the script and WAIT go down one connection, in one round trip. A
-        # retried change's script writes too (its request key's expiry), so
-        # WAIT then confirms the first attempt's writes as well.
-        async with self.redis.pipeline(transaction=False) as pipe:
-            await self._apply(keys=keys, args=arguments, client=pipe)
-            pipe.wait(self.replicas, REPLICATION_WAIT_MS)
-            replies, confirmed = await pipe.execute()
+            replies, confirmed = await self._apply_per_slot(self.redis, batch)
+        else:
+            keys = [company_prefix for company_prefix, _ in batch]
+            arguments = [value for _, script_args in batch for value in script_args]
+            if not self.replicas:
+                return cast(list[str | Exception], await self._apply(keys=keys, args=arguments))
+            # WAIT counts the replicas that have every write of its own
+            # connection: the script and WAIT go down one connection, in one
+            # round trip. A retried change's script writes too (its request
+            # key's expiry), so WAIT then confirms the first attempt's writes
+            # as well.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._apply(keys=keys, args=arguments, client=pipe)
+                pipe.wait(self.replicas, REPLICATION_WAIT_MS)
+                replies, confirmed = await pipe.execute()
         if confirmed < self.replicas:
             raise NotReplicated(f"{confirmed} of {self.replicas} replicas confirmed in time")
-        return cast(list[str | Exception], replies)
+        return replies
 
-    async def _apply_batch_per_slot(
-        self, batch: Sequence[tuple[str, list[str]]]
-    ) -> list[str | Exception]:
-        """A cluster's batch (one master's): a script run per slot, all in one round trip."""
-        assert isinstance(self.redis, BoundedRedisCluster)
+    async def _apply_per_slot(
+        self, cluster: BoundedRedisCluster, batch: Sequence[tuple[str, list[str]]]
+    ) -> tuple[list[str | Exception], int]:
+        """A cluster's batch (one master's): a script run per slot, all in one
+        round trip; each change's result, and the replicas that confirmed."""
         slots: dict[int, list[int]] = {}
         for n, (company_prefix, _) in enumerate(batch):
             slots.setdefault(key_slot(company_prefix.encode()), []).append(n)
@@ -349,16 +351,14 @@ class Store:
             )
             for members in slots.values()
         ]
-        replies, confirmed = await self.redis.run_scripts_in_place(
+        replies, confirmed = await cluster.run_scripts_in_place(
             self._apply, runs, replicas=self.replicas, wait_ms=REPLICATION_WAIT_MS
         )
-        if confirmed < self.replicas:
-            raise NotReplicated(f"{confirmed} of {self.replicas} replicas confirmed in time")
         results: list[str | Exception] = [""] * len(batch)
         for members, reply in zip(slots.values(), replies, strict=True):
             for position, n in enumerate(members):
                 results[n] = reply if isinstance(reply, Exception) else reply[position]
-        return results
+        return results, confirmed
 
     async def hello(
         self,
