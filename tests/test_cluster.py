@@ -17,11 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.redis_client import BoundedRedisCluster, connect, parse_cluster_url
 from server.store import Store
-from tests.cancellation import cancellations_pass_on
+from tests.cancellation import callers_wait_for_a_connection, cancellations_pass_on
 from tests.clients import raw_agent, raw_monitor
 from tests.invariants import check_company
 from tests.load import Changer, Watcher, check_acknowledged, progress, summary
@@ -29,7 +28,7 @@ from tests.processes import ServerProcess, presence_server
 from tests.redis_nodes import connections
 from tests.scraping import sample, scrape
 from tests.servers import instance_id, process_env, token
-from tests.timing import eventually, seconds
+from tests.timing import seconds
 from tests.topologies import RedisCluster, key_slot
 
 pytest_plugins = ["tests.topologies"]
@@ -104,27 +103,25 @@ async def test_callers_wait_for_a_turn_and_the_budget_is_split_between_masters(
     # connections to a node and 6 in all.
     client = client_of(redis_cluster, socket_timeout=seconds(20), timeout=0.5)
     queue = f"{PREFIX}{{queue}}"
-    holding = [asyncio.create_task(client.blpop([queue], timeout=seconds(15))) for _ in range(2)]
-    try:
-        await client.initialize()
-        assert client.in_flight == 2
+    await client.initialize()
+    assert client.in_flight == 2
 
-        # No event tells that both took a turn: the semaphore's count does.
-        async def both_taken() -> bool:
-            return client._turns is not None and client._turns.locked()
+    async def both_taken() -> bool:
+        return client._turns is not None and client._turns.locked()
 
-        await eventually(both_taken, seconds(5))
-        with pytest.raises(RedisConnectionError, match="no free connection"):
-            await client.get(f"{PREFIX}other")  # after waiting `timeout` for a turn
-        waiting = asyncio.create_task(client.get(f"{PREFIX}other"))
+    async def push() -> None:
         async with (await redis_cluster.master_of(key_slot(queue))).client() as direct:
             await direct.lpush(queue, "one")
-        assert await asyncio.wait_for(waiting, seconds(5)) is None
-    finally:
-        for task in holding:
-            task.cancel()
-        await asyncio.gather(*holding, return_exceptions=True)
-        await client.aclose()
+
+    answer = await callers_wait_for_a_connection(
+        client,
+        queue,
+        both_taken=both_taken,
+        refused="no free connection",
+        probe=lambda: client.get(f"{PREFIX}other"),
+        push=push,
+    )
+    assert answer is None
 
 
 # ------------------------------------------------------------------- the server

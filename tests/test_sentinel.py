@@ -23,13 +23,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from server.redis_client import connect, parse_sentinel_url
 from server.store import Store
-from tests.cancellation import cancellations_pass_on
+from tests.cancellation import callers_wait_for_a_connection, cancellations_pass_on
 from tests.clients import raw_agent, raw_monitor
 from tests.invariants import check_company
 from tests.load import Changer, Watcher, check_acknowledged, progress, summary
 from tests.processes import ServerProcess, presence_server
 from tests.servers import process_env
-from tests.timing import eventually, seconds
+from tests.timing import seconds
 from tests.topologies import SentinelGroup
 
 pytest_plugins = ["tests.topologies"]
@@ -124,25 +124,23 @@ async def test_writes_pass_cancellations_on(sentinel_group: SentinelGroup) -> No
 async def test_the_pool_is_bounded_and_callers_wait(sentinel_group: SentinelGroup) -> None:
     client = client_of(sentinel_group, socket_timeout=seconds(20), max_connections=2, timeout=0.5)
     queue = f"{PREFIX}queue"
-    holding = [asyncio.create_task(client.blpop([queue], timeout=seconds(15))) for _ in range(2)]
-    try:
-        # No event tells that both took a connection: the pool's count does.
-        async def both_taken() -> bool:
-            return len(client.connection_pool._in_use_connections) == 2
 
-        await eventually(both_taken, seconds(5))
-        with pytest.raises(RedisConnectionError, match="No connection available"):
-            await client.ping()  # after waiting `timeout` for one
-        waiting = asyncio.create_task(client.ping())
-        master = await sentinel_group.master()
-        async with master.client() as direct:
+    async def both_taken() -> bool:
+        return len(client.connection_pool._in_use_connections) == 2
+
+    async def push() -> None:
+        async with (await sentinel_group.master()).client() as direct:
             await direct.lpush(queue, "one")
-        assert await asyncio.wait_for(waiting, seconds(5)) is True
-    finally:
-        for task in holding:
-            task.cancel()
-        await asyncio.gather(*holding, return_exceptions=True)
-        await client.aclose()
+
+    answer = await callers_wait_for_a_connection(
+        client,
+        queue,
+        both_taken=both_taken,
+        refused="No connection available",
+        probe=client.ping,
+        push=push,
+    )
+    assert answer is True
 
 
 @pytest.mark.sentinel
