@@ -34,7 +34,7 @@ from server.monitor_ws import monitor_endpoint
 from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
-from server.subscriptions import NO_RETRY, ClusterMasters, OneNode, Placement, Subscriptions
+from server.subscriptions import ClusterMasters, OneNode, Placement, Subscriptions
 from server.websocket_protocol import PresenceWebSocketProtocol
 
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
@@ -85,16 +85,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
         if isinstance(client, redis_client.BoundedRedisCluster):
             placement = ClusterMasters(client, client_name=f"presence:{instance}:pubsub")
         else:
-            listener = redis_client.connect(
-                redis_url,
-                client_name=f"presence:{instance}:pubsub",
-                decode_responses=True,
-                socket_connect_timeout=5,
-                max_connections=1,
-                retry=NO_RETRY,
-            )
-            assert not isinstance(listener, redis_client.BoundedRedisCluster)
-            placement = OneNode(listener)
+            placement = OneNode.connect(redis_url, client_name=f"presence:{instance}:pubsub")
         metrics = Metrics()
         store = Store(
             client,

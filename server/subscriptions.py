@@ -40,10 +40,11 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ResponseError, SlotNotCoveredError
 
+from server import redis_client
 from server.redis_client import BoundedRedisCluster
 from server.store import REDIS_ERRORS, Observer
 
-__all__ = ["NO_RETRY", "ClusterMasters", "Handler", "OneNode", "Placement", "Subscriptions"]
+__all__ = ["ClusterMasters", "Handler", "OneNode", "Placement", "Subscriptions"]
 
 log = logging.getLogger("presence.subscriptions")
 
@@ -82,6 +83,21 @@ class OneNode:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
+
+    @classmethod
+    def connect(cls, url: str, client_name: str) -> OneNode:
+        """A pub/sub client of the Redis at ``url`` (not a cluster's): one
+        connection, reading with no timeout, without redis-py's retry."""
+        client = redis_client.connect(
+            url,
+            client_name=client_name,
+            decode_responses=True,
+            socket_connect_timeout=5,
+            max_connections=1,
+            retry=NO_RETRY,
+        )
+        assert not isinstance(client, BoundedRedisCluster), "a cluster's: ClusterMasters"
+        return cls(client)
 
     def node_of(self, channel: str) -> str:
         return ""

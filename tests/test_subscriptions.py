@@ -11,7 +11,7 @@ import pytest
 
 from server.redis_client import BoundedRedisCluster, RedisClient, connect
 from server.store import Observer
-from server.subscriptions import NO_RETRY, ClusterMasters, OneNode, Placement, Subscriptions
+from server.subscriptions import ClusterMasters, OneNode, Placement, Subscriptions
 from tests.redis_nodes import connections, cut
 from tests.timing import seconds
 
@@ -37,11 +37,7 @@ class LossCounter(Observer):
 def placement_for(redis_url: str, redis_client: RedisClient, name: str) -> Placement:
     if isinstance(redis_client, BoundedRedisCluster):
         return ClusterMasters(redis_client, client_name=name)
-    listener = connect(
-        redis_url, decode_responses=True, max_connections=1, client_name=name, retry=NO_RETRY
-    )
-    assert not isinstance(listener, BoundedRedisCluster)
-    return OneNode(listener)
+    return OneNode.connect(redis_url, client_name=name)
 
 
 @pytest.fixture
