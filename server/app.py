@@ -19,10 +19,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route, WebSocketRoute
 
-from server import http_api, redis_client
+from server import http_api, pages, redis_client
 from server.agent_ws import agent_endpoint
 from server.config import Settings
 from server.deferred import Deferred
@@ -155,8 +154,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", prometheus_metrics),
             *http_api.routes,
-            # The browser client's modules, shipped in the package: no build, no CDN.
-            Mount("/sdk", app=StaticFiles(packages=[("server", "web/sdk")]), name="sdk"),
+            *pages.routes,
         ],
         lifespan=lifespan,
     )
