@@ -1,7 +1,7 @@
 """``presence-server``: run the server, or print a development token.
 
 presence-server [options]                 run (every option also PRESENCE_*)
-presence-server token --company C --sub A --role agent [--segments s1,s2] [--ttl S]
+presence-server token --company C --sub A --role agent [--segments s1,s2] [--ttl S] [--url [BASE]]
 """
 
 from __future__ import annotations
@@ -91,6 +91,15 @@ def serve(settings: Settings) -> None:
             embedded.stop()
 
 
+#: The page a token of each role opens (server/pages.py).
+PAGE_OF_ROLE: Final = {"agent": "/console", "supervisor": "/monitor", "admin": "/monitor"}
+
+
+def _reachable(host: str) -> str:
+    """An address a browser on this machine can open, for a server listening on ``host``."""
+    return {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, host)
+
+
 def token_command(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="presence-server token",
@@ -103,20 +112,34 @@ def token_command(argv: Sequence[str]) -> None:
     parser.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
     parser.add_argument("--jwt-secret", dest="jwt_secret", metavar="PRESENCE_JWT_SECRET")
     parser.add_argument("--data-dir", dest="data_dir", metavar="PRESENCE_DATA_DIR")
+    parser.add_argument(
+        "--url",
+        nargs="?",
+        const="",
+        metavar="BASE",
+        help="print a link to the role's page (console for agents, Live Monitor for supervisors "
+        "and admins) with the token in its fragment; BASE defaults to this server's address",
+    )
     args = parser.parse_args(argv)
     settings = settings_from(args)
     segments = tuple(s.strip() for s in args.segments.split(",") if s.strip())
-    print(
-        issue(
-            load_secret(settings),
-            company=args.company,
-            sub=args.sub,
-            role=args.role,
-            segments=segments,
-            ttl=args.ttl,
-            now=int(time.time()),
-        )
+    token = issue(
+        load_secret(settings),
+        company=args.company,
+        sub=args.sub,
+        role=args.role,
+        segments=segments,
+        ttl=args.ttl,
+        now=int(time.time()),
     )
+    if args.url is None:
+        print(token)
+        return
+    if args.role not in PAGE_OF_ROLE:
+        parser.error(f"no page is for the {args.role} role; drop --url to print the token")
+    base = args.url.rstrip("/") or f"http://{_reachable(settings.host)}:{settings.port}"
+    # In the fragment, never the query string: a browser never sends it, so no log holds it.
+    print(f"{base}{PAGE_OF_ROLE[args.role]}#token={token}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

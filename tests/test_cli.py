@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -135,3 +136,31 @@ def test_the_readme_documents_every_option() -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     for option in OPTIONS:
         assert f"| `{option.flag}` | `{option.env}` |" in readme, option.name
+
+
+def token_link(
+    *arguments: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "server", "token", "--company", "acme", *arguments]
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCE_")}
+    environment = {**inherited, "PRESENCE_JWT_SECRET": "link-test-" + "s" * 32, **(env or {})}
+    return subprocess.run(command, capture_output=True, text=True, env=environment)
+
+
+def test_token_url_links_each_role_to_its_page_with_the_token_in_the_fragment() -> None:
+    supervisor = token_link("--sub", "sofia", "--role", "supervisor", "--url").stdout.strip()
+    page, _, fragment = supervisor.partition("#token=")
+    assert page == "http://127.0.0.1:8080/monitor"
+    assert jwt.decode(fragment, options={"verify_signature": False})["role"] == "supervisor"
+    assert "?" not in supervisor, "a token in a query string reaches access logs"
+
+    agent = token_link("--sub", "a-1", "--role", "agent", "--url", env={"PRESENCE_PORT": "9000"})
+    assert agent.stdout.startswith("http://127.0.0.1:9000/console#token=")
+    proxied = token_link("--sub", "a-1", "--role", "agent", "--url", "https://p.example.com/")
+    assert proxied.stdout.startswith("https://p.example.com/console#token=")
+
+
+def test_token_url_refuses_a_role_without_a_page() -> None:
+    acd = token_link("--sub", "router", "--role", "acd", "--url")
+    assert acd.returncode == 2 and "no page is for the acd role" in acd.stderr
+    assert acd.stdout == ""
