@@ -43,8 +43,9 @@ _WHY = (
 if _MISSING and os.environ.get("PRESENCE_TEST_REQUIRE_BROWSER") == "1":
     raise RuntimeError(_WHY)
 
-#: Marks a test that drives the browser.
-needs_browser = pytest.mark.skipif(bool(_MISSING), reason=_WHY)
+#: A module's ``pytestmark`` when it drives the browser: marked ``browser`` (CI runs these
+#: once, on the default store: they test the pages, not the topology), skipped without one.
+needs_browser = [pytest.mark.browser, pytest.mark.skipif(bool(_MISSING), reason=_WHY)]
 
 T = TypeVar("T")
 
