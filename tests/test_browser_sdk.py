@@ -1,0 +1,154 @@
+"""presence.js's clients in Chromium, against a real server process: acks and refusals
+with the spec's codes, tokens refreshed after 4511, and the page's life (pagehide,
+pageshow, online) steering reconnects."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from server.auth import issue
+from tests.browser import chromium, needs_browser, wait_for
+from tests.processes import presence_server
+from tests.redis_server import free_port
+from tests.servers import SECRET, process_env, token
+
+pytestmark = needs_browser
+
+# Builds a ConsoleClient on window.console1, with the options the test gives as JSON (and a
+# backoff of fixed delays, in seconds, when it gives "delays"); counts getToken's calls.
+START_CONSOLE = """
+const [options, done] = arguments;
+import("/sdk/presence.js").then(async ({ConsoleClient}) => {
+  window.tokens = options.tokens;
+  window.tokenCalls = 0;
+  window.events = [];
+  const delays = options.delays;
+  const client = new ConsoleClient(`ws://${location.host}/v1/agent`, {
+    getToken: async () => window.tokens[Math.min(window.tokenCalls++, window.tokens.length - 1)],
+    backoff: delays ? function* () { for (;;) yield delays; } : undefined,
+    storage: null,
+  });
+  window.console1 = client;
+  for (const type of ["connection", "welcome", "closed"]) {
+    client.addEventListener(type, (event) => window.events.push([type, event.detail.status ?? null,
+      event.detail.resumed ?? null, event.detail.code ?? null]));
+  }
+  try {
+    const welcome = await client.connect();
+    done(JSON.stringify({session: welcome.session}));
+  } catch (error) {
+    done(JSON.stringify({error: error.code}));
+  }
+});
+"""
+
+# Runs `await <expression>` on window.console1: {value} or {code} of the rejection.
+AWAIT = """
+const [expression, done] = arguments;
+const client = window.console1;
+Promise.resolve().then(() => eval(expression)).then(
+  (value) => done(JSON.stringify({value: value ?? null})),
+  (error) => done(JSON.stringify({code: error.code ?? String(error)})),
+);
+"""
+
+
+@pytest.fixture
+def driver() -> Iterator[WebDriver]:
+    with chromium() as browser:
+        yield browser
+
+
+def run(driver: WebDriver, script: str, *arguments: Any) -> Any:
+    return json.loads(driver.execute_async_script(script, *arguments))
+
+
+def console(driver: WebDriver) -> Any:
+    return driver.execute_script(
+        "const c = window.console1; return {status: c.status, session: c.session, "
+        "closeCode: c.closeCode, tokenCalls: window.tokenCalls, events: window.events};"
+    )
+
+
+async def test_requests_resolve_with_acks_and_reject_with_the_specs_codes(
+    redis_url: str, key_prefix: str, driver: WebDriver
+) -> None:
+    async with presence_server(process_env(redis_url, key_prefix)) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")  # a document of the server's origin
+        assert "session" in run(driver, START_CONSOLE, {"tokens": [token("a-1")]})
+        ack = run(driver, AWAIT, "client.setStatus('break')")["value"]
+        assert ack["event"]["value"] == "break" and ack["state"]["status"] == "break"
+        assert run(driver, AWAIT, "client.setStatus('break')")["value"]["event"] is None
+        assert run(driver, AWAIT, "client.setStatus('no-such')") == {"code": "unknown-status"}
+        assert run(driver, AWAIT, "client.report('end-call')") == {"code": "invalid-transition"}
+        assert run(driver, AWAIT, "client.ping()")["value"] >= 0
+        assert run(driver, AWAIT, "client.bye()") == {"value": None}
+        assert console(driver)["status"] == "closed"
+        assert run(driver, AWAIT, "client.setStatus('busy')") == {"code": "closed"}
+
+
+async def test_a_bad_token_rejects_connect_with_unauthorized(
+    redis_url: str, key_prefix: str, driver: WebDriver
+) -> None:
+    async with presence_server(process_env(redis_url, key_prefix)) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        assert run(driver, START_CONSOLE, {"tokens": ["not-a-token"]}) == {"error": "unauthorized"}
+        state = console(driver)
+        assert state["status"] == "closed" and state["closeCode"] == 4501
+        assert state["tokenCalls"] == 1, "a terminal close is never retried"
+
+
+async def test_get_token_is_asked_again_after_4511_and_the_session_resumes(
+    redis_url: str, key_prefix: str, driver: WebDriver
+) -> None:
+    now = int(time.time())
+    short = issue(SECRET, company="acme", sub="a-1", role="agent", ttl=2, now=now)
+    async with presence_server(process_env(redis_url, key_prefix)) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        opened = run(driver, START_CONSOLE, {"tokens": [short, token("a-1")], "delays": 0.05})
+        # The short token expires: 4511; getToken gives the long one; the session goes on.
+        wait_for(driver, lambda d: console(d)["tokenCalls"] == 2, within=15)
+        wait_for(driver, lambda d: ["welcome", None, True, None] in console(d)["events"])
+        state = console(driver)
+        assert ["connection", "reconnecting", None, 4511] in state["events"]
+        assert state["status"] == "open" and state["session"] == opened["session"]
+        assert ["connection", "open", True, None] in state["events"], "resumed, not a new session"
+
+
+async def test_pagehide_closes_resumably_and_pageshow_reconnects(
+    redis_url: str, key_prefix: str, driver: WebDriver
+) -> None:
+    async with presence_server(process_env(redis_url, key_prefix)) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        session = run(driver, START_CONSOLE, {"tokens": [token("a-1")], "delays": 600})["session"]
+        driver.execute_script("window.dispatchEvent(new PageTransitionEvent('pagehide'))")
+        assert console(driver)["status"] == "reconnecting"
+        driver.execute_script(
+            "window.dispatchEvent(new PageTransitionEvent('pageshow', {persisted: true}))"
+        )
+        # At once, not after the backoff's 600 s.
+        wait_for(driver, lambda d: console(d)["status"] == "open")
+        assert console(driver)["session"] == session
+        assert ["connection", "open", True, None] in console(driver)["events"]
+
+
+async def test_online_cuts_the_reconnect_wait_short(
+    redis_url: str, key_prefix: str, driver: WebDriver
+) -> None:
+    port = free_port()
+    env = process_env(redis_url, key_prefix)
+    async with presence_server(env, port=port) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        session = run(driver, START_CONSOLE, {"tokens": [token("a-1")], "delays": 600})["session"]
+    wait_for(driver, lambda d: console(d)["status"] == "reconnecting")
+    async with presence_server(env, port=port):
+        driver.execute_script("window.dispatchEvent(new Event('offline'))")
+        driver.execute_script("window.dispatchEvent(new Event('online'))")
+        wait_for(driver, lambda d: console(d)["status"] == "open")
+        assert console(driver)["session"] == session
