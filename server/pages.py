@@ -52,15 +52,19 @@ _PAGES = ("monitor.html", "events.html", "console.html")
 
 
 class _WebFiles(StaticFiles):
-    """Package files, with the security headers on every response."""
+    """Package files, with the security headers (and ``extra``) on every response."""
+
+    def __init__(self, directory: str, extra: dict[str, str] | None = None) -> None:
+        super().__init__(packages=[("server", directory)])
+        self.headers = {**SECURITY_HEADERS, **(extra or {})}
 
     def file_response(self, *args: Any, **kwargs: Any) -> Response:
         response = super().file_response(*args, **kwargs)
-        response.headers.update(SECURITY_HEADERS)
+        response.headers.update(self.headers)
         return response
 
 
-_ui = _WebFiles(packages=[("server", "web/ui")])
+_ui = _WebFiles("web/ui")
 
 
 def _page(name: str) -> Route:
@@ -79,6 +83,8 @@ routes: list[BaseRoute] = [
     Route("/", _home, methods=["GET", "HEAD"]),
     *(_page(name) for name in _PAGES),
     Mount("/ui", app=_ui, name="ui"),
-    # The browser client's modules, importable by any page of this origin.
-    Mount("/sdk", app=_WebFiles(packages=[("server", "web/sdk")]), name="sdk"),
+    # The browser client's modules: public code, which consoles of other origins may import
+    # (a module script of another origin needs CORS). What it may do there is the WebSocket
+    # Origin allowlist's and the token's to decide.
+    Mount("/sdk", app=_WebFiles("web/sdk", {"Access-Control-Allow-Origin": "*"}), name="sdk"),
 ]

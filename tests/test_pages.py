@@ -101,3 +101,6 @@ async def test_pages_are_served_with_a_policy_that_forbids_inline_script(
     assert responses["/monitor"].headers["content-type"].startswith("text/html")
     assert re.match(r"(text|application)/javascript", asset.headers["content-type"])
     assert missing.status_code == 404
+    # Consoles of other origins import the client; the pages stay this origin's.
+    assert sdk.headers["access-control-allow-origin"] == "*"
+    assert "access-control-allow-origin" not in asset.headers
