@@ -17,6 +17,7 @@ from tests.browser import chromium, needs_browser, wait_for
 from tests.processes import presence_server
 from tests.redis_server import free_port
 from tests.servers import SECRET, process_env, token
+from tests.timing import seconds
 
 pytestmark = needs_browser
 
@@ -107,13 +108,16 @@ async def test_a_bad_token_rejects_connect_with_unauthorized(
 async def test_get_token_is_asked_again_after_4511_and_the_session_resumes(
     redis_url: str, key_prefix: str, driver: WebDriver
 ) -> None:
-    now = int(time.time())
-    short = issue(SECRET, company="acme", sub="a-1", role="agent", ttl=2, now=now)
     async with presence_server(process_env(redis_url, key_prefix)) as server:
         driver.get(f"{server.http_url}/ui/favicon.svg")
+        # Minted last, so it is still good at hello however slowly the server started.
+        lifetime = max(3, round(seconds(3)))
+        short = issue(
+            SECRET, company="acme", sub="a-1", role="agent", ttl=lifetime, now=int(time.time())
+        )
         opened = run(driver, START_CONSOLE, {"tokens": [short, token("a-1")], "delays": 0.05})
         # The short token expires: 4511; getToken gives the long one; the session goes on.
-        wait_for(driver, lambda d: console(d)["tokenCalls"] == 2, within=15)
+        wait_for(driver, lambda d: console(d)["tokenCalls"] >= 2, within=15)
         wait_for(driver, lambda d: ["welcome", None, True, None] in console(d)["events"])
         state = console(driver)
         assert ["connection", "reconnecting", None, 4511] in state["events"]
