@@ -156,3 +156,50 @@ async def test_online_cuts_the_reconnect_wait_short(
         driver.execute_script("window.dispatchEvent(new Event('online'))")
         wait_for(driver, lambda d: console(d)["status"] == "open")
         assert console(driver)["session"] == session
+
+
+START_MONITOR = """
+const [monitorToken, done] = arguments;
+import("/sdk/presence.js").then(async ({MonitorClient}) => {
+  window.monitorEvents = [];
+  const monitor = new MonitorClient(`ws://${location.host}/v1/monitor`, {
+    token: monitorToken,
+    backoff: function* () { for (;;) yield 0.05; },
+  });
+  window.monitor1 = monitor;
+  const note = (type, entry) =>
+    monitor.addEventListener(type, (e) => window.monitorEvents.push(entry(e)));
+  note("snapshot", (e) => ["snapshot", e.detail.agents.size]);
+  note("change", (e) => ["change", e.detail.event.value]);
+  note("connection", (e) => ["connection", e.detail.status, e.detail.resumed ?? null]);
+  monitor.connect().then(() => done("{}"), (error) => done(JSON.stringify({error: error.code})));
+});
+"""
+
+
+def monitor_events(driver: WebDriver) -> list[list[Any]]:
+    return list(driver.execute_script("return window.monitorEvents"))
+
+
+async def test_a_monitor_resnapshots_when_its_cursor_is_gone(
+    redis_url: str, key_prefix: str, redis_client: Any, driver: WebDriver
+) -> None:
+    port = free_port()
+    env = process_env(redis_url, key_prefix)
+    async with presence_server(env, port=port) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        assert run(driver, START_CONSOLE, {"tokens": [token("a-1")]}).get("session")
+        assert run(driver, START_MONITOR, token("sofia", "supervisor")) == {}
+        assert run(driver, AWAIT, "client.setStatus('break')")["value"]["event"]["value"] == "break"
+        wait_for(driver, lambda d: ["change", "break"] in monitor_events(d))
+    # The company's log is lost while the monitor is away: its cursor names nothing any more.
+    wait_for(driver, lambda d: ["connection", "reconnecting", None] in monitor_events(d))
+    async for key in redis_client.scan_iter(match=f"{key_prefix}{{acme}}*"):
+        await redis_client.delete(key)
+    async with presence_server(env, port=port):
+        wait_for(driver, lambda d: monitor_events(d).count(["connection", "open", False]) == 2)
+        snapshots = [e for e in monitor_events(driver) if e[0] == "snapshot"]
+        assert len(snapshots) == 2 and snapshots[0] == ["snapshot", 1]
+        # The console came back too, as a new session (its own was lost): the view follows.
+        online = "return window.monitor1.agents.get('a-1')?.connection === 'online'"
+        wait_for(driver, lambda d: d.execute_script(online))
