@@ -5,6 +5,7 @@ pageshow, online) steering reconnects."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -203,3 +204,22 @@ async def test_a_monitor_resnapshots_when_its_cursor_is_gone(
         # The console came back too, as a new session (its own was lost): the view follows.
         online = "return window.monitor1.agents.get('a-1')?.connection === 'online'"
         wait_for(driver, lambda d: d.execute_script(online))
+
+
+async def test_a_console_gives_up_on_a_server_that_stopped_answering(
+    redis_url: str, key_prefix: str, driver: WebDriver
+) -> None:
+    """A frozen server (SIGSTOP) keeps the TCP connection open and says nothing: the page
+    pings, hears nothing, reopens; once the server runs again the session resumes."""
+    heartbeat = {"ping_interval": seconds(1), "ping_timeout": seconds(1)}
+    async with presence_server(process_env(redis_url, key_prefix, **heartbeat)) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        options = {"tokens": [token("a-1")], "delays": 0.05}
+        session = run(driver, START_CONSOLE, options)["session"]
+        server.process.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(driver, lambda d: console(d)["status"] == "reconnecting")
+        finally:
+            server.process.send_signal(signal.SIGCONT)
+        wait_for(driver, lambda d: ["connection", "open", True, None] in console(d)["events"])
+        assert console(driver)["session"] == session

@@ -136,6 +136,8 @@ class ReconnectingSocket extends EventTarget {
     this._wake = null; // cuts the current reconnect wait short
     this._paused = false; // offline: don't spend attempts on a network that isn't there
     this._listeners = [];
+    // The server's own defaults (ping_interval, ping_timeout); a console takes its welcome's.
+    this._defaultHeartbeat = options.heartbeat ?? { interval: 10, timeout: 10 };
   }
 
   /** `idle`, `connecting`, `open`, `reconnecting` or `closed`. */
@@ -191,12 +193,40 @@ class ReconnectingSocket extends EventTarget {
     }
     this._delays = null;
     this._adopt(opened, reconnected);
+    this._watch(ws, this._heartbeat(opened));
     this._setStatus("open", { resumed: reconnected && this._resumed(opened) });
     return opened;
   }
 
+  // Browsers answer the server's pings but tell the page nothing of them, and a socket over a
+  // network that died quietly stays "open" until TCP gives up, minutes later. So: after
+  // `interval` seconds of silence, ping; no frame within `timeout` of that ping, and the socket
+  // is given up and reopened. Judged from the ping's own time, not the timer's: a background
+  // tab's timers may run a minute late, and lateness must not read as silence.
+  _watch(ws, { interval, timeout }) {
+    ws.heard = performance.now();
+    let pinged = null;
+    const timer = setInterval(() => {
+      if (ws !== this._ws) {
+        clearInterval(timer);
+        return;
+      }
+      const now = performance.now();
+      if (pinged !== null && ws.heard < pinged && now - pinged > timeout * 1000) {
+        clearInterval(timer);
+        ws.onclose = null;
+        ws.close(CloseCode.NORMAL, "no answer to ping");
+        this._dropped({ code: CloseCode.ABNORMAL, reason: "no answer to ping" });
+      } else if (now - ws.heard >= interval * 1000 && (pinged === null || ws.heard >= pinged)) {
+        pinged = now;
+        ws.send(JSON.stringify({ t: "ping" }));
+      }
+    }, (interval * 1000) / 2);
+  }
+
   // Frames that the handshake waits for go to it; the others, once open, to _dispatch.
   _frame(ws, data) {
+    ws.heard = performance.now();
     let frame;
     try {
       frame = JSON.parse(data);
@@ -346,6 +376,9 @@ class ReconnectingSocket extends EventTarget {
   _resumed(_opened) {
     return true;
   }
+  _heartbeat(_opened) {
+    return this._defaultHeartbeat;
+  }
 }
 
 // 1006 is the browser's word for "no close frame": the protocol's null.
@@ -394,7 +427,6 @@ export class ConsoleClient extends ReconnectingSocket {
     this._session = this._storage?.getItem(this._storageKey) ?? null;
     this._state = null;
     this._statuses = [];
-    this._heartbeat = null;
     this._nextRef = 1;
     this._pending = new Map(); // ref → {resolve, reject, timer}
   }
@@ -469,13 +501,16 @@ export class ConsoleClient extends ReconnectingSocket {
     this._session = welcome.session;
     this._storage?.setItem(this._storageKey, welcome.session);
     this._statuses = welcome.statuses || [];
-    this._heartbeat = welcome.heartbeat;
     this.dispatchEvent(new CustomEvent("welcome", { detail: welcome }));
     this._setState(welcome.state, null);
   }
 
   _resumed(welcome) {
     return welcome.resumed === true;
+  }
+
+  _heartbeat(welcome) {
+    return welcome.heartbeat ?? this._defaultHeartbeat;
   }
 
   _dispatch(frame) {
@@ -509,13 +544,10 @@ export class ConsoleClient extends ReconnectingSocket {
     this.dispatchEvent(new CustomEvent("state", { detail: { state, event } }));
   }
 
-  _request(frame, answer = "ack") {
-    if (this._status === "closed") {
-      return Promise.reject(new PresenceError("closed", "the console is closed", this._closeCode));
-    }
-    if (this._status !== "open" || !this._ws) {
-      return Promise.reject(new PresenceError("connection-lost", "not connected; reconnecting"));
-    }
+  // A request made while reconnecting waits for the connection (up to the request timeout),
+  // so that a click during a blip of a second goes through rather than fails.
+  async _request(frame, answer = "ack") {
+    await this._whenOpen();
     const ref = this._nextRef++;
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -525,6 +557,30 @@ export class ConsoleClient extends ReconnectingSocket {
       this._pending.set(ref, { resolve, reject, timer });
       this._send({ ...frame, ref });
     });
+  }
+
+  async _whenOpen() {
+    if (this._status === "connecting" || this._status === "reconnecting") {
+      await new Promise((resolve) => {
+        const timer = setTimeout(settled, this._timeoutMs);
+        const self = this;
+        function settled() {
+          clearTimeout(timer);
+          self.removeEventListener("connection", changed);
+          resolve();
+        }
+        function changed(event) {
+          if (event.detail.status === "open" || event.detail.status === "closed") settled();
+        }
+        this.addEventListener("connection", changed);
+      });
+    }
+    if (this._status === "closed") {
+      throw new PresenceError("closed", "the console is closed", this._closeCode);
+    }
+    if (this._status !== "open" || !this._ws) {
+      throw new PresenceError("connection-lost", "not connected: still reconnecting");
+    }
   }
 
   _shouldReconnect(code) {
