@@ -18,6 +18,7 @@ from selenium.webdriver.support.ui import Select
 
 from client_sdk import apply_event, apply_snapshot
 from tests.browser import chromium, console_errors, needs_browser, screenshot, text_of, wait_for
+from tests.clients import raw_agent
 from tests.processes import ServerProcess, presence_server
 from tests.redis_server import free_port
 from tests.servers import process_env, token
@@ -283,3 +284,64 @@ async def test_the_fold_of_presence_js_is_the_python_sdks(
         """
         got = json.loads(driver.execute_async_script(script, states, changes))
     assert got == json.loads(json.dumps(expected))
+
+
+async def test_the_monitor_filters_sorts_counts_and_flags_time_over_a_threshold(
+    redis_url: str,
+    key_prefix: str,
+    browsers: tuple[WebDriver, WebDriver],
+    request: pytest.FixtureRequest,
+) -> None:
+    _, monitor = browsers
+    statuses = {"b-2": "break", "a-1": "available", "c-3": "meal"}
+    async with server_on(redis_url, key_prefix, free_port()) as server:
+        agents = [
+            (await raw_agent(server.agent_url, agent, status=status))[0]
+            for agent, status in statuses.items()
+        ]
+        try:
+            open_monitor(monitor, server.http_url)
+            wait_for(monitor, lambda d: len(monitor_view(d)) == 3)
+
+            def counter(name: str) -> str:
+                return text_of(monitor, f"[data-counter={name}] b")
+
+            assert (counter("online"), counter("routable"), counter("status-break")) == (
+                "3",
+                "1",
+                "1",
+            )
+
+            def order() -> list[str]:
+                rows = monitor.find_elements("css selector", "tr[data-agent]")
+                return [row.get_attribute("data-agent") or "" for row in rows if row.is_displayed()]
+
+            Select(monitor.find_element("id", "sort")).select_by_value("agent")
+            assert order() == ["a-1", "b-2", "c-3"]
+            Select(monitor.find_element("id", "state-filter")).select_by_value("routable")
+            assert order() == ["a-1"]
+            Select(monitor.find_element("id", "state-filter")).select_by_value("")
+            monitor.find_element("id", "search").send_keys("c-")
+            assert order() == ["c-3"]
+            monitor.find_element("id", "search").clear()
+            monitor.find_element("id", "search").send_keys(" ")  # input event with no filter
+            wait_for(monitor, lambda d: len(order()) == 3)
+
+            # A threshold of 0 minutes for break: b-2's row stands out, the others don't.
+            monitor.find_element("id", "thresholds").click()
+            field = monitor.find_element(
+                "css selector", "dialog#thresholds-dialog input[name=break]"
+            )
+            field.clear()
+            field.send_keys("0")
+            screenshot(monitor, request, "thresholds")
+            monitor.find_element(
+                "css selector", "dialog#thresholds-dialog button[value=ok]"
+            ).click()
+            wait_for(monitor, lambda d: d.find_elements("css selector", "tr.over"))
+            over = monitor.find_elements("css selector", "tr.over")
+            assert [row.get_attribute("data-agent") for row in over] == ["b-2"]
+            screenshot(monitor, request, "over")
+        finally:
+            for agent in agents:
+                await agent.ws.close()
