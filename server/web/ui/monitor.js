@@ -1,9 +1,13 @@
 // The Live Monitor: every agent of the company, live, from the monitor WebSocket.
 //
-// The view is the MonitorClient's Map of agents. Changes only mark rows dirty; one animation
-// frame applies them (a row's cells are rewritten only where their text changed), recounts and,
-// when the order may have changed, re-sorts. A 2,000-agent company changing 200 times a second
-// stays interactive this way: bench/scenarios/monitor_page.py measures it in Chromium.
+// The view is the MonitorClient's Map of agents, and each agent's Row is a model, not markup.
+// Only the rows in sight exist in the DOM: a pool of <tr> (RowView) bound, at each animation
+// frame, to the rows that the scroll position shows, between two spacers that give the table
+// its full height. A change only marks its row dirty; the frame folds the dirty rows, re-sorts
+// when an order key moved, recounts, and rewrites the cells in sight whose text changed. With
+// every row in the DOM, each change and each second's tick restyled and laid out a 2,000-row
+// table (about a second a frame on this machine); this way a frame touches some 40 rows,
+// whatever the company's size. bench/scenarios/monitor_page.py measures it in Chromium.
 //
 // Forcing a status and disconnecting go through the HTTP API; the rows change only when the
 // feed brings the events, never optimistically.
@@ -20,6 +24,10 @@ const STATE_LABELS = { offline: "Desconectado", available: "Disponible", ...ACTI
 // Minutes in a state before its row stands out; the page's settings dialog changes them.
 const DEFAULT_THRESHOLDS = { break: 15, bath: 10, meal: 60, training: 90, gathering: 60, busy: 30, occupying: 1, "in-call": 30, meeting: 60 };
 const THRESHOLDS_KEY = "presence.monitor.thresholds";
+// Every row is this tall (ui.css sets it), so that the scroll position says which are in sight.
+const ROW_HEIGHT = 44;
+// Rows bound above and below those in sight, so that scrolling shows rows already filled.
+const OVERSCAN = 8;
 const SORTS = {
   time: { label: "Tiempo en estado", compare: (a, b) => a.stateSince - b.stateSince || byAgent(a, b) },
   status: { label: "Estado", compare: (a, b) => a.rank - b.rank || a.stateSince - b.stateSince || byAgent(a, b) },
@@ -76,6 +84,8 @@ class LiveMonitorPage {
     this.thresholds = { ...DEFAULT_THRESHOLDS, ...JSON.parse(sessionStorage.getItem(THRESHOLDS_KEY) || "{}") };
     this.frame = 0;
     this.resort = true;
+    this.shown = []; // the rows that pass the filters, in order
+    this.pool = []; // RowViews, bound to the rows in sight
     this.snapshots = 0;
     this.changes = 0;
     this.canAct = ["supervisor", "admin"].includes(claims.role);
@@ -119,6 +129,11 @@ class LiveMonitorPage {
     const settings = h("button", { type: "button", class: "secondary", id: "thresholds", onclick: () => this.editThresholds() }, "Umbrales");
     this.notice = h("div", { id: "notice" });
     this.body = h("tbody", { id: "agents" });
+    // Spacers: the height of the rows above and below those in sight.
+    const spacer = () => h("td", { colspan: 8 });
+    this.above = spacer();
+    this.below = spacer();
+    this.body.append(h("tr", { class: "spacer", "aria-hidden": "true" }, this.above), h("tr", { class: "spacer", "aria-hidden": "true" }, this.below));
     this.empty = h("p", { class: "empty", id: "empty" }, "Esperando la primera instantánea…");
     const head = h(
       "tr",
@@ -133,12 +148,16 @@ class LiveMonitorPage {
       h("th", {}, this.canAct ? "Acciones" : ""),
     );
     this.table = h("table", { class: "grid", id: "monitor" }, h("thead", {}, head), this.body);
-    document.querySelector("main").replaceChildren(
+    this.scroller = h("div", { class: "scroller", onscroll: () => this.schedule() }, this.table);
+    window.addEventListener("resize", () => this.schedule());
+    const main = document.querySelector("main");
+    main.classList.add("fill"); // the table's scroller takes the rest of the window
+    main.replaceChildren(
       h("div", { class: "toolbar" }, h("h1", {}, "Live Monitor"), this.link, h("span", { class: "grow" }), h("span", { class: "muted" }, this.claims.company)),
       this.counters,
       h("div", { class: "toolbar" }, this.search, this.segmentFilter, this.stateFilter, this.sortSelect, h("span", { class: "grow" }), settings),
       this.notice,
-      this.table,
+      this.scroller,
       this.empty,
     );
   }
@@ -168,7 +187,6 @@ class LiveMonitorPage {
   onSnapshot(agents) {
     this.snapshots += 1;
     document.body.dataset.snapshots = String(this.snapshots);
-    for (const row of this.rows.values()) row.tr.remove();
     this.rows.clear();
     this.dirty.clear();
     for (const agent of agents.values()) this.dirty.add(agent.agent);
@@ -213,70 +231,98 @@ class LiveMonitorPage {
       let row = this.rows.get(agent);
       if (!state) {
         // Left the view (a segment's monitor): its row goes.
-        row?.tr.remove();
-        this.rows.delete(agent);
+        if (this.rows.delete(agent)) this.resort = true;
         continue;
       }
       if (!row) {
-        row = new Row(this, agent);
+        row = new Row(agent);
         this.rows.set(agent, row);
-        this.body.append(row.tr);
         segmentsChanged = true;
       }
       const before = row.key;
-      segmentsChanged = row.update(state, now) || segmentsChanged;
+      segmentsChanged = row.update(state, now, this.statuses) || segmentsChanged;
+      // Where it stands in the order, or whether it passes the filters, may have changed.
       if (row.key !== before) this.resort = true;
     }
     this.dirty.clear();
     if (segmentsChanged) this.fillSegments();
     if (this.resort) this.order();
+    this.paint(now);
     this.count();
-    this.empty.hidden = this.rows.size > 0;
-    this.empty.textContent = this.snapshots ? "Ningún ejecutivo todavía." : "Esperando la primera instantánea…";
+    this.empty.hidden = this.shown.length > 0;
+    this.empty.textContent = !this.snapshots
+      ? "Esperando la primera instantánea…"
+      : this.rows.size
+        ? "Ningún ejecutivo pasa los filtros."
+        : "Ningún ejecutivo todavía.";
+    document.body.dataset.agents = String(this.rows.size);
     document.body.dataset.rendered = String(this.changes);
   }
 
+  // The rows that pass the filters, sorted: a few milliseconds for thousands, and only when a
+  // change moved an order key, or the filters or the sort changed.
   order() {
     this.resort = false;
     const compare = SORTS[this.sort].compare;
-    const rows = [...this.rows.values()].sort(compare);
-    // Move only what is out of place: a re-sort after one change moves one row.
-    let previous = null;
-    for (const row of rows) {
-      const expected = previous ? previous.tr.nextSibling : this.body.firstChild;
-      if (row.tr !== expected) this.body.insertBefore(row.tr, expected);
-      previous = row;
-    }
+    this.shown = [...this.rows.values()].filter((row) => this.matches(row.state)).sort(compare);
     for (const button of this.table.querySelectorAll("th button")) {
       if (button.dataset.sort === this.sort) button.setAttribute("aria-sort", this.sort === "agent" ? "ascending" : "descending");
       else button.removeAttribute("aria-sort");
     }
   }
 
+  // Binds the pool's <tr> to the rows in sight, with some above and below to scroll into.
+  paint(now) {
+    const height = ROW_HEIGHT;
+    const first = Math.max(0, Math.floor(this.scroller.scrollTop / height) - OVERSCAN);
+    const inSight = Math.ceil((this.scroller.clientHeight || window.innerHeight) / height) + 2 * OVERSCAN;
+    const last = Math.min(this.shown.length, first + inSight);
+    while (this.pool.length < last - first) {
+      const view = new RowView(this);
+      this.pool.push(view);
+      this.below.parentElement.before(view.tr);
+    }
+    for (let i = 0; i < this.pool.length; i += 1) {
+      const view = this.pool[i];
+      const row = this.shown[first + i];
+      if (first + i < last) view.bind(row, now, this.thresholds);
+      else view.unbind();
+    }
+    this.above.style.height = `${first * height}px`;
+    this.below.style.height = `${(this.shown.length - last) * height}px`;
+  }
+
   count() {
-    const counts = { online: 0, available: 0, routable: 0, "in-call": 0 };
-    const byStatus = new Map(this.statuses.map((s) => [s, 0]));
+    const counts = new Map([["online", 0], ["routable", 0], ["in-call", 0], ...this.statuses.map((s) => [`status-${s}`, 0])]);
     for (const row of this.rows.values()) {
       const state = row.state;
       if (state.connection !== "online") continue;
-      counts.online += 1;
-      if (state.status === "available") counts.available += 1;
-      if (state.routable) counts.routable += 1;
-      if (state.activity === "in-call") counts["in-call"] += 1;
-      byStatus.set(state.status, (byStatus.get(state.status) ?? 0) + 1);
+      counts.set("online", counts.get("online") + 1);
+      if (state.routable) counts.set("routable", counts.get("routable") + 1);
+      if (state.activity === "in-call") counts.set("in-call", counts.get("in-call") + 1);
+      const key = `status-${state.status}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
     }
-    const tiles = [
-      ["online", "En línea", counts.online, "online"],
-      ["routable", "Enrutables", counts.routable, "routable"],
-      ["in-call", "En llamada", counts["in-call"], "in-call"],
-      ...[...byStatus].map(([status, n]) => [`status-${status}`, this.label(status), n, tone(status)]),
-    ];
-    const text = tiles.map((t) => `${t[0]}=${t[2]}`).join(",");
-    if (text === this.countersText) return;
-    this.countersText = text;
-    this.counters.replaceChildren(
-      ...tiles.map(([key, label, n, cls]) => h("div", { class: `counter ${cls}`, "data-counter": key }, h("b", {}, n), h("span", {}, label))),
-    );
+    const keys = [...counts.keys()].join(",");
+    if (keys !== this.counterKeys) {
+      // The tiles, built again only when the set of statuses changes.
+      this.counterKeys = keys;
+      this.tiles = new Map();
+      const labels = { online: ["En línea", "online"], routable: ["Enrutables", "routable"], "in-call": ["En llamada", "in-call"] };
+      this.counters.replaceChildren(
+        ...[...counts.keys()].map((key) => {
+          const status = key.startsWith("status-") ? key.slice(7) : null;
+          const [label, cls] = status ? [this.label(status), tone(status)] : labels[key];
+          const number = h("b", {}, "0");
+          this.tiles.set(key, number);
+          return h("div", { class: `counter ${cls}`, "data-counter": key }, number, h("span", {}, label));
+        }),
+      );
+    }
+    for (const [key, n] of counts) {
+      const number = this.tiles.get(key);
+      if (number.textContent !== String(n)) number.textContent = String(n);
+    }
   }
 
   fillSegments() {
@@ -289,21 +335,23 @@ class LiveMonitorPage {
     );
   }
 
-  // Once a second: the ticking times, and the thresholds they cross.
+  // Once a second: the ticking times in sight, and the thresholds they cross. A row's "over"
+  // changes nothing in the order, so no re-sort.
   tick() {
-    const now = Date.now();
-    for (const row of this.rows.values()) row.tick(now);
+    this.schedule();
   }
 
   setFilter(name, value) {
     this.filter[name] = value;
-    for (const row of this.rows.values()) row.applyFilter();
+    this.resort = true;
+    this.render();
   }
 
   setSort(key) {
     this.sort = key;
     this.sortSelect.value = key;
-    this.order();
+    this.resort = true;
+    this.render();
   }
 
   matches(state) {
@@ -374,16 +422,40 @@ class LiveMonitorPage {
   }
 }
 
-/** One agent's row: its cells, rewritten only where their text changes. */
+/** One agent's row, as data: its state, the state it shows, and what orders it. */
 class Row {
-  constructor(page, agent) {
-    this.page = page;
+  constructor(agent) {
     this.agent = agent;
+    this.state = null;
+    this.key = "";
+  }
+
+  /** Takes the agent's new state; whether its segments changed. */
+  update(state, now, statuses) {
+    const previous = this.state;
+    this.state = state;
+    const [current, since] = stateOf(state);
+    this.stateName = current;
+    this.stateSince = since ?? now;
+    this.rank = statuses.indexOf(state.status) + (state.connection === "offline" ? 1000 : 0);
+    const segments = (state.segments || []).join(",");
+    this.key = `${current}|${this.stateSince}|${state.status}|${state.routable}|${segments}`;
+    return !previous || segments !== (previous.segments || []).join(",");
+  }
+}
+
+/** A <tr> of the pool, showing whichever row it is bound to; cells are rewritten only where
+ * their text changes. */
+class RowView {
+  constructor(page) {
+    this.page = page;
+    this.row = null;
     this.cells = {};
-    const cell = (name, cls) => (this.cells[name] = h("td", { class: cls ?? name }));
+    this.shown = {};
+    const cell = (name) => (this.cells[name] = h("td", { class: name }));
     this.tr = h(
       "tr",
-      { "data-agent": agent },
+      {},
       cell("agent"),
       cell("connection"),
       cell("status"),
@@ -393,58 +465,66 @@ class Row {
       cell("routable"),
       cell("actions"),
     );
-    this.cells.agent.textContent = agent;
     if (page.canAct) this.cells.actions.append(...this.actions());
-    this.shown = {};
-    this.state = null;
-    this.key = "";
   }
 
   actions() {
-    const force = h(
-      "select",
-      { "aria-label": `Forzar estado de ${this.agent}`, class: "force" },
-      h("option", { value: "" }, "Forzar estado…"),
-      ...this.page.statuses.map((value) => h("option", { value }, this.page.label(value))),
-    );
-    force.addEventListener("change", () => {
-      const value = force.value;
-      force.value = "";
-      if (value) this.page.act(this.agent, "status", value);
+    const page = this.page;
+    this.force = h("select", { class: "force" });
+    this.fillForce();
+    this.force.addEventListener("change", () => {
+      const value = this.force.value;
+      this.force.value = "";
+      if (value && this.row) page.act(this.row.agent, "status", value);
     });
-    const kick = h("button", { type: "button", class: "danger kick", onclick: () => this.page.act(this.agent, "kick") }, "Desconectar");
-    return [force, " ", kick];
+    const kick = h("button", { type: "button", class: "danger kick", onclick: () => this.row && page.act(this.row.agent, "kick") }, "Desconectar");
+    return [this.force, " ", kick];
   }
 
-  /** Takes the agent's new state; whether its segments changed. */
-  update(state, now) {
-    const previous = this.state;
-    this.state = state;
-    const [current, since] = stateOf(state);
-    this.stateName = current;
-    this.stateSince = since ?? now;
-    this.rank = this.page.statuses.indexOf(state.status) + (state.connection === "offline" ? 1000 : 0);
-    this.key = `${current}|${this.stateSince}|${state.status}`;
+  fillForce() {
+    const page = this.page;
+    this.forceStatuses = page.statuses;
+    this.force.replaceChildren(
+      h("option", { value: "" }, "Forzar estado…"),
+      ...page.statuses.map((value) => h("option", { value }, page.label(value))),
+    );
+  }
+
+  bind(row, now, thresholds) {
+    const state = row.state;
+    if (this.row !== row) {
+      this.row = row;
+      this.tr.dataset.agent = row.agent;
+      this.set("agent", row.agent);
+      if (this.force) this.force.setAttribute("aria-label", `Forzar estado de ${row.agent}`);
+    }
+    this.tr.hidden = false;
+    if (this.force && this.forceStatuses !== this.page.statuses) this.fillForce();
     const online = state.connection === "online";
+    const page = this.page;
     this.set("connection", online ? "En línea" : "Desconectado", `pill ${online ? "online" : "offline"}`);
-    this.set("status", this.page.label(state.status), `pill ${online ? tone(state.status) : "offline"}`);
+    this.set("status", page.label(state.status), `pill ${online ? tone(state.status) : "offline"}`);
     this.set("activity", online ? ACTIVITY_LABELS[state.activity] ?? state.activity : "—", `pill ${online ? tone(state.activity) : "offline"}`);
     this.set("routable", state.routable ? `Sí · desde ${clock(state.idle_since)}` : "No");
-    this.tr.className = online ? "" : "offline";
     const segments = (state.segments || []).join(",");
-    const changed = !previous || segments !== (previous.segments || []).join(",");
-    if (changed) this.cells.segments.replaceChildren(...(state.segments || []).map((s) => h("span", { class: "pill other" }, s)));
-    this.tick(now);
-    this.applyFilter();
-    return changed;
+    if (this.shown.segments !== segments) {
+      this.shown.segments = segments;
+      this.cells.segments.title = (state.segments || []).join(", ");
+      this.cells.segments.replaceChildren(...(state.segments || []).map((s) => h("span", { class: "pill other" }, s)));
+    }
+    const elapsed = now - row.stateSince;
+    this.set("time", duration(elapsed));
+    const limit = thresholds[row.stateName];
+    const over = limit !== undefined && limit !== null && elapsed > limit * 60_000;
+    const className = `${online ? "" : "offline"}${over ? " over" : ""}`;
+    if (this.tr.className !== className) this.tr.className = className;
   }
 
-  tick(now) {
-    const elapsed = now - this.stateSince;
-    this.set("time", duration(elapsed));
-    const limit = this.page.thresholds[this.stateName];
-    const over = limit !== undefined && limit !== null && elapsed > limit * 60_000;
-    this.tr.classList.toggle("over", over);
+  unbind() {
+    if (this.row === null) return;
+    this.row = null;
+    delete this.tr.dataset.agent;
+    this.tr.hidden = true;
   }
 
   // Text into a cell (as a pill when `pill` names its classes), only when it changed.
@@ -455,10 +535,6 @@ class Row {
     const cell = this.cells[name];
     if (pill) cell.replaceChildren(h("span", { class: pill }, text));
     else cell.textContent = text;
-  }
-
-  applyFilter() {
-    this.tr.hidden = !this.page.matches(this.state);
   }
 }
 
