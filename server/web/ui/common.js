@@ -106,9 +106,13 @@ export function duration(ms) {
   return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, "0")} min`;
 }
 
+// toLocaleTimeString builds a formatter at each call (90 µs in Chromium 156, against 6 µs for
+// one built once), and the monitor formats a time for every routable row in sight each frame.
+const CLOCK = new Intl.DateTimeFormat([], { hour: "numeric", minute: "numeric", second: "numeric", hour12: false });
+
 /** A clock time in the browser's zone: "14:03:27". */
 export function clock(ms) {
-  return ms == null ? "" : new Date(ms).toLocaleTimeString([], { hour12: false });
+  return ms == null ? "" : CLOCK.format(ms);
 }
 
 /**
