@@ -28,6 +28,7 @@ from bench.scenarios import (
     failover,
     idle,
     log_query,
+    monitor_page,
     redis_xadd,
     sdk,
     storm,
@@ -45,6 +46,7 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "log_query": log_query.run,
     "redis_xadd": redis_xadd.run,
     "tenants": tenants.run,
+    "monitor_page": monitor_page.run,
 }
 RESULTS = Path(__file__).parent / "results"
 
