@@ -172,7 +172,8 @@ import("/sdk/presence.js").then(async ({MonitorClient}) => {
     monitor.addEventListener(type, (e) => window.monitorEvents.push(entry(e)));
   note("snapshot", (e) => ["snapshot", e.detail.agents.size]);
   note("change", (e) => ["change", e.detail.event.value]);
-  note("connection", (e) => ["connection", e.detail.status, e.detail.resumed ?? null]);
+  note("connection", (e) => ["connection", e.detail.status, e.detail.resumed ?? null,
+    e.detail.code ?? null]);
   monitor.connect().then(() => done("{}"), (error) => done(JSON.stringify({error: error.code})));
 });
 """
@@ -194,11 +195,12 @@ async def test_a_monitor_resnapshots_when_its_cursor_is_gone(
         assert run(driver, AWAIT, "client.setStatus('break')")["value"]["event"]["value"] == "break"
         wait_for(driver, lambda d: ["change", "break"] in monitor_events(d))
     # The company's log is lost while the monitor is away: its cursor names nothing any more.
-    wait_for(driver, lambda d: ["connection", "reconnecting", None] in monitor_events(d))
+    wait_for(driver, lambda d: ["connection", "reconnecting", None, 1001] in monitor_events(d))
     async for key in redis_client.scan_iter(match=f"{key_prefix}{{acme}}*"):
         await redis_client.delete(key)
     async with presence_server(env, port=port):
-        wait_for(driver, lambda d: monitor_events(d).count(["connection", "open", False]) == 2)
+        fresh = ["connection", "open", False, None]
+        wait_for(driver, lambda d: monitor_events(d).count(fresh) == 2)
         snapshots = [e for e in monitor_events(driver) if e[0] == "snapshot"]
         assert len(snapshots) == 2 and snapshots[0] == ["snapshot", 1]
         # The console came back too, as a new session (its own was lost): the view follows.
@@ -223,3 +225,21 @@ async def test_a_console_gives_up_on_a_server_that_stopped_answering(
             server.process.send_signal(signal.SIGCONT)
         wait_for(driver, lambda d: ["connection", "open", True, None] in console(d)["events"])
         assert console(driver)["session"] == session
+
+
+async def test_a_monitor_resnapshots_after_1012_when_the_log_is_recreated(
+    redis_url: str, key_prefix: str, redis_client: Any, driver: WebDriver
+) -> None:
+    async with presence_server(process_env(redis_url, key_prefix)) as server:
+        driver.get(f"{server.http_url}/ui/favicon.svg")
+        assert run(driver, START_CONSOLE, {"tokens": [token("a-1")]}).get("session")
+        assert run(driver, START_MONITOR, token("sofia", "supervisor")) == {}
+        # The log is lost under a running server; the next change starts a new one, whose
+        # epoch the feed notices: its monitors are closed with 1012.
+        async for key in redis_client.scan_iter(match=f"{key_prefix}{{acme}}*"):
+            await redis_client.delete(key)
+        assert run(driver, START_CONSOLE, {"tokens": [token("b-2")]}).get("session")
+        wait_for(driver, lambda d: ["connection", "reconnecting", None, 1012] in monitor_events(d))
+        wait_for(driver, lambda d: [e[0] for e in monitor_events(d)].count("snapshot") == 2)
+        has_b2 = "return window.monitor1.agents.has('b-2')"
+        wait_for(driver, lambda d: d.execute_script(has_b2))
