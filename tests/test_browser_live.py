@@ -7,8 +7,8 @@ Screenshots land in test-artefacts/.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -27,12 +27,20 @@ from tests.timing import seconds
 pytestmark = needs_browser
 
 
-@asynccontextmanager
-async def server_on(
-    redis_url: str, key_prefix: str, port: int, **settings: Any
-) -> AsyncIterator[ServerProcess]:
-    async with presence_server(process_env(redis_url, key_prefix, **settings), port=port) as server:
-        yield server
+Started = AbstractAsyncContextManager[ServerProcess]
+ServerAt = Callable[..., Started]
+
+
+@pytest.fixture
+def server_at(redis_url: str, key_prefix: str) -> ServerAt:
+    """Starts a server process on ``port`` (a free one unless given), with ``settings``."""
+
+    def start(
+        port: int | None = None, **settings: Any
+    ) -> AbstractAsyncContextManager[ServerProcess]:
+        return presence_server(process_env(redis_url, key_prefix, **settings), port=port)
+
+    return start
 
 
 @pytest.fixture
@@ -87,13 +95,12 @@ def monitor_view(driver: WebDriver) -> dict[str, dict[str, Any]]:
 
 
 async def test_a_status_set_in_the_console_shows_on_the_monitor(
-    redis_url: str,
-    key_prefix: str,
+    server_at: ServerAt,
     browsers: tuple[WebDriver, WebDriver],
     request: pytest.FixtureRequest,
 ) -> None:
     console, monitor = browsers
-    async with server_on(redis_url, key_prefix, free_port()) as server:
+    async with server_at() as server:
         open_console(console, server.http_url, "a-1")
         open_monitor(monitor, server.http_url)
         wait_for(monitor, lambda d: cell(d, "a-1", "status") == "Ocupado")  # the initial status
@@ -111,14 +118,13 @@ async def test_a_status_set_in_the_console_shows_on_the_monitor(
 
 
 async def test_both_pages_recover_when_the_server_restarts(
-    redis_url: str,
-    key_prefix: str,
+    server_at: ServerAt,
     browsers: tuple[WebDriver, WebDriver],
     request: pytest.FixtureRequest,
 ) -> None:
     console, monitor = browsers
     port = free_port()
-    async with server_on(redis_url, key_prefix, port) as server:
+    async with server_at(port) as server:
         session = open_console(console, server.http_url, "a-1")
         set_status(console, "meal")
         open_monitor(monitor, server.http_url)
@@ -130,7 +136,7 @@ async def test_both_pages_recover_when_the_server_restarts(
         lambda d: d.find_element("id", "link-state").get_attribute("data-state") == "reconnecting",
     )
     screenshot(monitor, request, "monitor-reconnecting")
-    async with server_on(redis_url, key_prefix, port) as server:
+    async with server_at(port) as server:
         wait_for(console, lambda d: page_data(d, "resumed") == "true", within=30)
         assert page_data(console, "session") == session
         assert page_data(console, "status") == "meal", "the status carried over"
@@ -152,10 +158,10 @@ async def test_both_pages_recover_when_the_server_restarts(
 
 
 async def test_a_reload_of_the_console_resumes_its_session(
-    redis_url: str, key_prefix: str, browsers: tuple[WebDriver, WebDriver]
+    server_at: ServerAt, browsers: tuple[WebDriver, WebDriver]
 ) -> None:
     console, _ = browsers
-    async with server_on(redis_url, key_prefix, free_port()) as server:
+    async with server_at() as server:
         session = open_console(console, server.http_url, "a-1")
         console.refresh()  # the token is kept for the tab: no fragment needed
         wait_for(console, lambda d: page_data(d, "resumed") == "true")
@@ -163,13 +169,12 @@ async def test_a_reload_of_the_console_resumes_its_session(
 
 
 async def test_the_monitor_forces_a_status_and_kicks_after_confirming(
-    redis_url: str,
-    key_prefix: str,
+    server_at: ServerAt,
     browsers: tuple[WebDriver, WebDriver],
     request: pytest.FixtureRequest,
 ) -> None:
     console, monitor = browsers
-    async with server_on(redis_url, key_prefix, free_port()) as server:
+    async with server_at() as server:
         open_console(console, server.http_url, "a-1")
         open_monitor(monitor, server.http_url)
         wait_for(monitor, lambda d: cell(d, "a-1", "connection") == "En línea")
@@ -196,14 +201,13 @@ async def test_the_monitor_forces_a_status_and_kicks_after_confirming(
 
 
 async def test_hostile_labels_render_as_text(
-    redis_url: str,
-    key_prefix: str,
+    server_at: ServerAt,
     browsers: tuple[WebDriver, WebDriver],
     request: pytest.FixtureRequest,
 ) -> None:
     console, monitor = browsers
     hostile = '<img src=x onerror="window.pwned=1">"\''
-    async with server_on(redis_url, key_prefix, free_port()) as server:
+    async with server_at() as server:
         async with httpx.AsyncClient(timeout=seconds(5)) as http:
             configured = await http.put(
                 f"{server.http_url}/v1/config",
@@ -223,11 +227,11 @@ async def test_hostile_labels_render_as_text(
 
 
 async def test_the_origin_allowlist_applies_to_the_pages(
-    redis_url: str, key_prefix: str, browsers: tuple[WebDriver, WebDriver]
+    server_at: ServerAt, browsers: tuple[WebDriver, WebDriver]
 ) -> None:
     allowed, refused = browsers
     port = free_port()
-    async with server_on(redis_url, key_prefix, port, allowed_origins=f"http://127.0.0.1:{port}"):
+    async with server_at(port, allowed_origins=f"http://127.0.0.1:{port}"):
         assert open_console(allowed, f"http://127.0.0.1:{port}", "a-1")
         # Another origin for the browser, the same server: the handshake is refused (403).
         refused.get(f"http://localhost:{port}/console#token={token('a-2')}")
@@ -237,7 +241,7 @@ async def test_the_origin_allowlist_applies_to_the_pages(
 
 
 async def test_the_fold_of_presence_js_is_the_python_sdks(
-    redis_url: str, key_prefix: str, browsers: tuple[WebDriver, WebDriver]
+    server_at: ServerAt, browsers: tuple[WebDriver, WebDriver]
 ) -> None:
     """applySnapshot/applyEvent and apply_snapshot/apply_event, on the same sequences."""
     driver, _ = browsers
@@ -265,7 +269,7 @@ async def test_the_fold_of_presence_js_is_the_python_sdks(
             view = apply_event(view, {"event": {}, "state": change}, segment=segment)
             folds.append(sorted(view.items()))
         expected[str(segment)] = folds
-    async with server_on(redis_url, key_prefix, free_port()) as server:
+    async with server_at() as server:
         driver.get(f"{server.http_url}/ui/favicon.svg")  # a page of the origin, to import from
         script = """
             const [states, changes, done] = arguments;
@@ -287,14 +291,13 @@ async def test_the_fold_of_presence_js_is_the_python_sdks(
 
 
 async def test_the_monitor_filters_sorts_counts_and_flags_time_over_a_threshold(
-    redis_url: str,
-    key_prefix: str,
+    server_at: ServerAt,
     browsers: tuple[WebDriver, WebDriver],
     request: pytest.FixtureRequest,
 ) -> None:
     _, monitor = browsers
     statuses = {"b-2": "break", "a-1": "available", "c-3": "meal"}
-    async with server_on(redis_url, key_prefix, free_port()) as server:
+    async with server_at() as server:
         agents = [
             (await raw_agent(server.agent_url, agent, status=status))[0]
             for agent, status in statuses.items()

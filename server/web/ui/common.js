@@ -97,6 +97,39 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/**
+ * The colour class of a value, a status or a state, by contact-center convention (ui.css's
+ * .pill and .counter): available green, breaks amber, offline grey, in a call blue.
+ */
+export function tone(value) {
+  switch (value) {
+    case "connected":
+    case "reconnected":
+      return "online";
+    case "available":
+      return "available";
+    case "offline":
+    case "disconnected":
+      return "offline";
+    case "in-call":
+      return "in-call";
+    case "occupying":
+      return "occupying";
+    case "meeting":
+      return "meeting";
+    case "busy":
+      return "busy";
+    case "break":
+    case "meal":
+    case "bath":
+    case "training":
+    case "gathering":
+      return "amber";
+    default:
+      return "other";
+  }
+}
+
 /** "4 s", "12 min", "3 h 05 min". */
 export function duration(ms) {
   const seconds = Math.max(0, Math.floor(ms / 1000));

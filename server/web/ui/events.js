@@ -14,7 +14,7 @@
 // Everything shown is built with h() or textContent: agent ids, values, reasons and the company's
 // status labels are data, never markup.
 
-import { api, currentToken, h, signIn } from "./common.js";
+import { api, currentToken, h, signIn, tone } from "./common.js";
 import { GLOSSARY, reasonDescription, typeDescription, typeShort, valueDescription } from "./glossary.js";
 
 const LANG_KEY = "presence.events.lang";
@@ -129,33 +129,6 @@ const TEXT = {
     errors: { events: "Could not load the events", config: "Could not read the company's settings", agents: "Could not read the list of agents", download: "Could not download the CSV" },
   },
 };
-
-/** A value's pill colour: the Live Monitor's conventions. */
-function pillClass(value) {
-  switch (value) {
-    case "connected":
-    case "reconnected":
-      return "online";
-    case "available":
-      return "available";
-    case "disconnected":
-      return "offline";
-    case "in-call":
-      return "in-call";
-    case "occupying":
-      return "occupying";
-    case "meeting":
-      return "meeting";
-    case "break":
-    case "meal":
-    case "bath":
-      return "amber";
-    case "busy":
-      return "busy";
-    default:
-      return "other";
-  }
-}
 
 // ---- time zones and dates ------------------------------------------------------------------
 
@@ -597,7 +570,7 @@ function row(event, repeat) {
       h("td", { class: repeat ? "agent repeat" : "agent" }, h("button", { type: "button", class: "cell-link", title: text.onlyAgent(event.agent), onclick: () => apply({ ...state.filters, agent: event.agent }) }, event.agent)),
     date: () => h("td", { class: "time mono" }, stamp(event.ts, state.filters.tz)),
     type: () => h("td", { class: "type", title: typeDescription(event.type, lang), "data-short": typeShort(event.type, lang) }, event.type),
-    value: () => h("td", { class: "value", title: describeValue(event.value) }, h("span", { class: `pill ${pillClass(event.value)}` }, event.value)),
+    value: () => h("td", { class: "value", title: describeValue(event.value) }, h("span", { class: `pill ${tone(event.value)}` }, event.value)),
     reason: () => h("td", { class: "reason mono", title: reasonDescription(event.reason, event.value, lang) }, event.reason ?? ""),
     session: () =>
       h(
@@ -660,7 +633,7 @@ function legendList(entries) {
 function renderLegend() {
   const text = t();
   const lang = state.lang;
-  const pill = (value) => h("span", { class: `pill ${pillClass(value)}` }, value);
+  const pill = (value) => h("span", { class: `pill ${tone(value)}` }, value);
   const statuses = Object.keys(GLOSSARY.statuses).map((value) => [pill(value), valueDescription(value, lang)]);
   for (const status of state.statuses) {
     if (status.value in GLOSSARY.statuses || status.value in GLOSSARY.values) continue;

@@ -17,7 +17,7 @@
 // is the time since that thing began, and the thresholds are per state.
 
 import { MonitorClient } from "/sdk/presence.js";
-import { ApiError, api, clock, duration, h, signIn, socketUrl } from "./common.js";
+import { ApiError, api, clock, duration, h, signIn, socketUrl, tone } from "./common.js";
 
 const ACTIVITY_LABELS = { idle: "Libre", occupying: "Asignado por ACD", "in-call": "En llamada", meeting: "En reunión" };
 const STATE_LABELS = { offline: "Desconectado", available: "Disponible", ...ACTIVITY_LABELS };
@@ -43,32 +43,6 @@ function stateOf(agent) {
   if (agent.connection === "offline") return ["offline", agent.since?.connection];
   if (agent.activity && agent.activity !== "idle") return [agent.activity, agent.since?.activity];
   return [agent.status, agent.since?.status];
-}
-
-/** The colour class of a state. */
-function tone(state) {
-  switch (state) {
-    case "available":
-      return "available";
-    case "offline":
-      return "offline";
-    case "in-call":
-      return "in-call";
-    case "occupying":
-      return "occupying";
-    case "meeting":
-      return "meeting";
-    case "busy":
-      return "busy";
-    case "break":
-    case "meal":
-    case "bath":
-    case "training":
-    case "gathering":
-      return "amber";
-    default:
-      return "other";
-  }
 }
 
 class LiveMonitorPage {
