@@ -148,7 +148,9 @@ export class ConsoleClient extends EventTarget {
   bye(): Promise<void>;
   close(): void;
   addEventListener<K extends keyof ConsoleEvents>(type: K, listener: (event: CustomEvent<ConsoleEvents[K]>) => void, options?: AddEventListenerOptions | boolean): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void;
   removeEventListener<K extends keyof ConsoleEvents>(type: K, listener: (event: CustomEvent<ConsoleEvents[K]>) => void): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: EventListenerOptions | boolean): void;
 }
 
 export interface MonitorOptions extends ClientOptions {
@@ -175,5 +177,7 @@ export class MonitorClient extends EventTarget {
   connect(): Promise<void>;
   close(): void;
   addEventListener<K extends keyof MonitorEvents>(type: K, listener: (event: CustomEvent<MonitorEvents[K]>) => void, options?: AddEventListenerOptions | boolean): void;
+  addEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: AddEventListenerOptions | boolean): void;
   removeEventListener<K extends keyof MonitorEvents>(type: K, listener: (event: CustomEvent<MonitorEvents[K]>) => void): void;
+  removeEventListener(type: string, listener: EventListenerOrEventListenerObject | null, options?: EventListenerOptions | boolean): void;
 }
