@@ -3,7 +3,8 @@
 // The view is the MonitorClient's Map of agents, and each agent's Row is a model, not markup.
 // Only the rows in sight exist in the DOM: a pool of <tr> (RowView) bound, at each animation
 // frame, to the rows that the scroll position shows, between two spacers that give the table
-// its full height. A change only marks its row dirty; the frame folds the dirty rows, re-sorts
+// its full height. A change only marks its row dirty; the next render (at most every 100 ms for
+// the feed's changes, at the next frame for scrolling and typing) folds the dirty rows, re-sorts
 // when an order key moved, recounts, and rewrites the cells in sight whose text changed. With
 // every row in the DOM, each change and each second's tick restyled and laid out a 2,000-row
 // table (about a second a frame on this machine); this way a frame touches some 40 rows,
@@ -28,6 +29,8 @@ const THRESHOLDS_KEY = "presence.monitor.thresholds";
 const ROW_HEIGHT = 44;
 // Rows bound above and below those in sight, so that scrolling shows rows already filled.
 const OVERSCAN = 8;
+// The feed's changes render at most this often (ms).
+const CHANGES_EVERY = 100;
 const SORTS = {
   time: { label: "Tiempo en estado", compare: (a, b) => a.stateSince - b.stateSince || byAgent(a, b) },
   status: { label: "Estado", compare: (a, b) => a.rank - b.rank || a.stateSince - b.stateSince || byAgent(a, b) },
@@ -57,6 +60,8 @@ class LiveMonitorPage {
     this.sort = "time";
     this.thresholds = { ...DEFAULT_THRESHOLDS, ...JSON.parse(sessionStorage.getItem(THRESHOLDS_KEY) || "{}") };
     this.frame = 0;
+    this.changesTimer = 0;
+    this.rendered = 0; // when the last render ran (performance.now())
     this.resort = true;
     this.shown = []; // the rows that pass the filters, in order
     this.pool = []; // RowViews, bound to the rows in sight
@@ -171,7 +176,7 @@ class LiveMonitorPage {
   onChange(state) {
     this.changes += 1;
     this.dirty.add(state.agent);
-    this.schedule();
+    this.scheduleChanges();
   }
 
   onConnection({ status, resumed }) {
@@ -189,14 +194,31 @@ class LiveMonitorPage {
     this.link.textContent = text;
   }
 
+  // Scrolling, typing and the snapshot render at the next frame; the feed's changes at most
+  // every CHANGES_EVERY ms, folded together: a company changing 200 times a second then costs
+  // ten renders a second, not sixty, and a tenth of a second is nothing on a wallboard.
   schedule() {
     if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
+  }
+
+  scheduleChanges() {
+    if (this.frame || this.changesTimer) return;
+    const wait = this.rendered + CHANGES_EVERY - performance.now();
+    if (wait <= 0) {
+      this.schedule();
+      return;
+    }
+    this.changesTimer = setTimeout(() => {
+      this.changesTimer = 0;
+      this.schedule();
+    }, wait);
   }
 
   // Rendering.
 
   render() {
     this.frame = 0;
+    this.rendered = performance.now();
     const view = this.client.agents;
     const now = Date.now();
     let segmentsChanged = false;
