@@ -65,6 +65,7 @@ class Settings:
     rate_burst: int = 40
     allowed_origins: tuple[str, ...] = ()
     monitor_queue: int = 1000
+    close_grace: float = 5.0
     retention_days: float = 30.0
     instance_ttl: float = 5.0
     store_retry: float = 5.0
@@ -126,6 +127,12 @@ OPTIONS: tuple[Option, ...] = (
         "monitor_queue",
         int,
         "events a live monitor may have undelivered before it is closed with 4100",
+    ),
+    Option(
+        "close_grace",
+        float,
+        "seconds a close frame may wait for a peer that stopped reading; then the socket is "
+        "dropped",
     ),
     Option("retention_days", float, "days of events the log keeps; older ones are trimmed"),
     Option(

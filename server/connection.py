@@ -28,8 +28,6 @@ __all__ = [
     "valid_ref",
 ]
 
-#: Seconds a close frame may wait for a slow peer before the socket is dropped.
-CLOSE_GRACE: Final = 5.0
 #: A ref is echoed back, so it must fit both codecs' integers.
 REF_MIN: Final = -(2**63)
 REF_MAX: Final = 2**64 - 1
@@ -111,9 +109,9 @@ class Connection:
 
     async def close_or_drop(self, code: int, reason: str) -> None:
         """Close; drop the socket if even the close frame can't leave within
-        ``CLOSE_GRACE`` (a peer that stopped reading)."""
+        ``close_grace`` (a peer that stopped reading)."""
         try:
-            async with asyncio.timeout(CLOSE_GRACE):
+            async with asyncio.timeout(self.runtime.settings.close_grace):
                 await self.close(code, reason)
         except TimeoutError:
             extension = self.websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)

@@ -206,7 +206,13 @@ async def test_a_monitor_that_stops_reading_is_closed_and_harms_no_one(
     start_server: Callable[..., Awaitable[RunningServer]], store: Store
 ) -> None:
     server = await start_server(
-        monitor_queue=50, rate_limit=100_000, rate_burst=100_000, send_buffer=8192
+        monitor_queue=50,
+        rate_limit=100_000,
+        rate_burst=100_000,
+        send_buffer=8192,
+        # The stuck monitor resumes reading once the 1,500 changes are through, which takes
+        # as long as this machine makes it: the grace must outlast that, not the default 5 s.
+        close_grace=seconds(60),
     )
     # A small receive buffer, so the server notices quickly that nobody reads.
     sock = socket.socket()
