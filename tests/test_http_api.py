@@ -732,3 +732,29 @@ async def test_concurrent_claims_take_the_longest_idle_once_each(
             assert event.agent == best.agent, event
         states[event.agent] = evolve(states.get(event.agent) or AgentState(event.agent), event)
     assert time.monotonic() - started < seconds(30)
+
+
+async def test_a_body_over_the_limit_is_413_whether_declared_or_streamed(
+    server: RunningServer, http: httpx.AsyncClient
+) -> None:
+    limit = http_api.requests.MAX_BODY
+    padding = "x" * limit
+    headers = auth(server, "admin")
+    declared = await http.put("/v1/config", headers=headers, json={"padding": padding})
+
+    async def chunks() -> AsyncIterator[bytes]:
+        # No Content-Length: the server counts what arrives and stops past the limit.
+        yield b'{"padding": "'
+        for _ in range(limit // 1024 + 1):
+            yield b"x" * 1024
+        yield b'"}'
+
+    streamed = await http.put("/v1/config", headers=headers, content=chunks())
+    for response in (declared, streamed):
+        assert response.status_code == 413
+        assert response.json()["error"]["code"] == "bad-request"
+    # Nothing was applied, and the server answers the next request as usual.
+    config = await http.get("/v1/config", headers=headers)
+    assert config.status_code == 200 and "padding" not in config.json()
+    fits = await http.put("/v1/config", headers=headers, json={"acd_mode": "circular"})
+    assert fits.status_code == 200

@@ -81,10 +81,22 @@ EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def error_response(code: ErrorCode, message: str) -> JSONResponse:
+class BodyTooLarge(Refused):
+    """A body over :data:`MAX_BODY`: HTTP 413, with the code ``bad-request`` (the spec has
+    no code of its own for it; the status says which kind of bad request)."""
+
+    status: Final = 413
+
+    def __init__(self) -> None:
+        super().__init__(ErrorCode.BAD_REQUEST, f"the body exceeds {MAX_BODY} bytes")
+
+
+def error_response(code: ErrorCode, message: str, status: int | None = None) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if code is ErrorCode.UNAUTHORIZED else None
     return JSONResponse(
-        {"error": {"code": code.value, "message": message}}, HTTP_STATUS[code], headers=headers
+        {"error": {"code": code.value, "message": message}},
+        status or HTTP_STATUS[code],
+        headers=headers,
     )
 
 
@@ -95,6 +107,8 @@ def api(handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
         try:
             return await handler(request)
+        except BodyTooLarge as refused:
+            return error_response(refused.code, refused.message, refused.status)
         except Refused as refused:
             return error_response(refused.code, refused.message)
         except STORE_ERRORS:  # reads meet Redis errors directly; writes as StoreUnavailable
@@ -193,12 +207,18 @@ def path_agent(request: Request) -> str:
 
 
 async def read_body(request: Request) -> dict[str, Any]:
-    """The JSON object of the body; an empty body is ``{}``; unknown fields stay unread."""
+    """The JSON object of the body; an empty body is ``{}``; unknown fields stay unread.
+
+    A body over :data:`MAX_BODY` is refused (413) as soon as its Content-Length says so,
+    or as soon as that much has arrived: never read whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise BodyTooLarge()
     raw = b""
     async for chunk in request.stream():
         raw += chunk
         if len(raw) > MAX_BODY:
-            raise Refused(ErrorCode.BAD_REQUEST, f"the body exceeds {MAX_BODY} bytes")
+            raise BodyTooLarge()
     if not raw.strip():
         return {}
     try:
