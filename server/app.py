@@ -34,7 +34,7 @@ from server.retention import retain
 from server.runtime import Runtime
 from server.store import Store
 from server.subscriptions import ClusterMasters, OneNode, Placement, Subscriptions
-from server.websocket_protocol import PresenceWebSocketProtocol
+from server.websocket_protocol import CONNECTIONS_LOG, PresenceWebSocketProtocol
 
 __all__ = ["PresenceServer", "create_app", "drain", "uvicorn_config"]
 
@@ -213,7 +213,13 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
         "ws_per_message_deflate": False,
         "lifespan": "on",
         "log_level": settings.log_level,
+        # A line per request (the ACD claims thousands a second) says nothing an operator
+        # needs that /metrics doesn't; at debug, they and the sockets' lines come back.
+        "access_log": settings.log_level == "debug",
         "proxy_headers": False,
     }
     options.update(overrides)
-    return uvicorn.Config(app, **options)
+    config = uvicorn.Config(app, **options)
+    # After the Config: it configures uvicorn's loggers, which resets their children's levels.
+    CONNECTIONS_LOG.setLevel(logging.DEBUG if settings.log_level == "debug" else logging.WARNING)
+    return config

@@ -12,6 +12,7 @@ only the first ``websocket.disconnect`` it gets.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any, Final, cast
 
@@ -74,7 +75,19 @@ class _BackloggedReading:
         return getattr(self._transport, name)
 
 
+#: uvicorn logs a line at INFO for every WebSocket it accepts (thousands a minute when an
+#: instance restarts). Its protocol's lines go here instead, a child of uvicorn's logger that
+#: :func:`server.app.uvicorn_config` sets to WARNING unless the log level is debug; its errors
+#: still show.
+CONNECTIONS_LOG: Final = logging.getLogger("uvicorn.error.websockets")
+
+
 class PresenceWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Both log each socket at INFO: uvicorn ("[accepted]") and websockets ("connection open").
+        self.logger = self.conn.logger = CONNECTIONS_LOG
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         self.transport = cast(asyncio.Transport, _BackloggedReading(self.transport))
