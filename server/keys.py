@@ -26,8 +26,9 @@ key                            type    holds
 ``P{C}:idle:<segment>``        zset    the same, per segment
 ``P{C}:agents``                set     every agent ever seen
 ``P{C}:config``                hash    the company's settings (defaults when absent)
-``P{C}:request:<id>``          string  a write's result for 120 s, so that a retried
-                                       write (its reply was lost) applies once
+``P{C}:request:<id>``          string  a write's result for ``store_retry`` + 30 s, so
+                                       that a retried write (its reply was lost)
+                                       applies once
 ``P{C}:changes``               pubsub  an applied change as JSON, when it concerns a
                                        connection on another instance
 ``P{C}:log``                   pubsub  every applied change, with the log's id before

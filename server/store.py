@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -76,6 +77,11 @@ RETRIED: Final = (*REDIS_ERRORS, ReadOnlyError)
 #: How long one write waits for a replica's confirmation (durability
 #: ``replicated``); the write is retried until ``store_retry`` runs out.
 REPLICATION_WAIT_MS: Final = 1000
+#: Seconds a write's result outlives the last moment its writer may retry it
+#: (``store_retry`` after the first attempt): that attempt may still wait out the
+#: Redis client's socket timeout (10 s, server/app.py), or sit in a stalled
+#: Redis's input, and must find the result when it runs.
+RETRY_IN_FLIGHT: Final = 30
 #: The write script, in the order its parts run as one script: the keys, the
 #: rules (pure: what a change does), then the writes that carry them out.
 WRITE_SCRIPT: Final = ("keys.lua", "rules.lua", "apply.lua")
@@ -253,9 +259,12 @@ class Store:
     _writes: Coalescer[tuple[str, list[str]], str] = field(init=False, repr=False)
     #: Companies this process has put in the registry.
     _registered: set[str] = field(init=False, repr=False, default_factory=set)
+    _kept: str = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.prefix)
+        # How long a write's result is kept for its retries (the request key's EX).
+        self._kept = str(math.ceil(self.retry_for) + RETRY_IN_FLIGHT)
         lua = resources.files("server").joinpath("lua")
         source = "\n".join(lua.joinpath(part).read_text() for part in WRITE_SCRIPT)
         # register_script loads by SHA and retries with the source on NOSCRIPT,
@@ -273,7 +282,8 @@ class Store:
         encoded_args = json.dumps({k: v for k, v in args.items() if v is not None})
         # One id for every attempt: the script answers a repeat with the first
         # result, so retrying after a lost reply never applies a change twice.
-        script_args = [op, agent, str(now), conn, encoded_args, self.instance, os.urandom(8).hex()]
+        request = os.urandom(8).hex()
+        script_args = [op, agent, str(now), conn, encoded_args, self.instance, request, self._kept]
         started = time.monotonic()
         deadline = started + self.retry_for
         delay = 0.05

@@ -8,7 +8,9 @@ events (type, value, reason), the same refusal code, and the same state.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +29,7 @@ from server.reference_model import (
     evolve,
 )
 from server.state import AgentState, CompanyConfig
-from server.store import Store
+from server.store import RETRY_IN_FLIGHT, Store
 from tests.invariants import check_company
 
 BROADCAST = CompanyConfig(acd_mode="broadcast")
@@ -332,12 +334,29 @@ async def test_epoch_is_new_whenever_the_stream_is(store: Store) -> None:
 async def test_a_repeated_request_is_applied_once(store: Store) -> None:
     """A retry after a lost reply (network blip, Redis restart) gets the first result."""
     await store.hello("acme", "a-1", conn="test/1", now=NOW)
-    args = ["activity", "a-1", str(NOW), "test/1", '{"value": "meeting"}', "", "request-1"]
+    args = ["activity", "a-1", str(NOW), "test/1", '{"value": "meeting"}', "", "request-1", "35"]
     keys = [store.keys.company("acme")]
     first = await store._apply(keys=keys, args=args)
     again = await store._apply(keys=keys, args=args)
     assert again == first
     assert [e.value for e in await store.events("acme")] == ["connected", "busy", "meeting"]
+
+
+async def test_a_writes_result_is_kept_as_long_as_it_may_be_retried(store: Store) -> None:
+    """Not a fixed window: store_retry, plus what a last attempt may spend in flight."""
+    await store.hello("acme", "a-1", conn="test/1", now=NOW)
+    kept = [
+        await store.redis.ttl(key)
+        async for key in store.redis.scan_iter(match=store.keys.request("acme", "*"))
+    ]
+    assert kept and all(0 < ttl <= math.ceil(store.retry_for) + RETRY_IN_FLIGHT for ttl in kept)
+    longer = dataclasses.replace(store, retry_for=100.0)
+    await longer.set_status("acme", "a-1", "break", by_user=True, now=NOW, conn="test/1")
+    kept = [
+        await store.redis.ttl(key)
+        async for key in store.redis.scan_iter(match=store.keys.request("acme", "*"))
+    ]
+    assert max(kept) > 100
 
 
 async def test_one_script_run_applies_a_batch_and_a_failing_change_fails_alone(
@@ -350,9 +369,9 @@ async def test_one_script_run_applies_a_batch_and_a_failing_change_fails_alone(
     await store.hello("acme", "a-2", conn="test/2", now=NOW)
     meeting = '{"value": "meeting"}'
     args = [
-        *["activity", "a-1", str(NOW), "test/1", meeting, "", "request-1"],
-        *["activity", "a-2", str(NOW), "test/2", "{not json", "", "request-2"],
-        *["activity", "a-2", str(NOW), "test/2", meeting, "", "request-3"],
+        *["activity", "a-1", str(NOW), "test/1", meeting, "", "request-1", "35"],
+        *["activity", "a-2", str(NOW), "test/2", "{not json", "", "request-2", "35"],
+        *["activity", "a-2", str(NOW), "test/2", meeting, "", "request-3", "35"],
     ]
     keys = [store.keys.company("acme")] * 3
     first, failed, third = await store._apply(keys=keys, args=args)

@@ -14,7 +14,7 @@
 --           key a change touches is built from it by keys.lua's keys_of (the
 --           mirror of server/keys.py's company builders), so all of them share
 --           the "{acme}" hash tag and the slot KEYS[i] routes to.
--- ARGV    - 7 values per change, in the order of KEYS:
+-- ARGV    - 8 values per change, in the order of KEYS:
 --   op         - hello | disconnect | status | activity | acd | claim
 --   agent      - agent id ("" for claim: the script picks one)
 --   now        - integer milliseconds since the epoch, as a decimal string
@@ -31,6 +31,8 @@
 --   instance   - the instance applying it (pub/sub listeners skip their own changes)
 --   request_id - a retried request (the reply was lost to a network blip or a
 --                Redis restart) gets its first result again, applied once
+--   request_ttl - seconds the first result is kept for that: as long as the
+--                writer may still send (or have in flight) a retry
 -- Returns one JSON map per change, in order:
 -- {ok = true, agent, changes = [{event, state}], session, resumed, origin
 -- (conn), instance, ended_conn (the connection whose hold on the session this
@@ -135,13 +137,13 @@ local function elsewhere(c, mine)
     return c ~= nil and c ~= '' and string.sub(c, 1, #mine) ~= mine
 end
 
-local function apply(key, op, agent, now, conn, args_json, instance, request_id)
+local function apply(key, op, agent, now, conn, args_json, instance, request_id, request_ttl)
     local request_key = key.request(request_id)
     local earlier = redis.call('GET', request_key)
     if earlier then
         -- A write, so that a WAIT after this run also covers the first attempt's
         -- writes (durability replicated): the replication stream is in order.
-        redis.call('EXPIRE', request_key, 120)
+        redis.call('EXPIRE', request_key, request_ttl)
         return earlier
     end
     local args = cjson.decode(args_json)
@@ -259,8 +261,7 @@ local function apply(key, op, agent, now, conn, args_json, instance, request_id)
         end
         logged[#logged + 1] = '{"follows":"' .. follows .. '","result":' .. encoded .. '}'
     end
-    -- Long enough for any retry of this request; short enough to cost little.
-    redis.call('SET', request_key, encoded, 'EX', 120)
+    redis.call('SET', request_key, encoded, 'EX', request_ttl)
     return encoded
 end
 
@@ -268,9 +269,9 @@ end
 -- others in the batch still apply.
 local results = {}
 for n, base in ipairs(KEYS) do
-    local i = (n - 1) * 7 + 1
+    local i = (n - 1) * 8 + 1
     local ok, result = pcall(apply, keys_of(base), ARGV[i], ARGV[i + 1], ARGV[i + 2],
-        ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6])
+        ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7])
     if not ok then
         local message = type(result) == 'table' and result.err or tostring(result)
         -- A replica (a master demoted by a failover) refuses every write: the
