@@ -1,5 +1,5 @@
 """What a test asks of the Redis behind a client, one node or a cluster alike:
-the connections every master holds, one of them cut, a channel heard."""
+the connections every master holds, one of them cut, a channel heard, the scripts run."""
 
 from __future__ import annotations
 
@@ -25,6 +25,23 @@ async def connections(redis_client: RedisClient, **filters: Any) -> list[dict[st
             for c in await redis_client.client_list(**filters, target_nodes=node)
         ]
     return listed
+
+
+async def script_runs(redis_client: RedisClient) -> int:
+    """Scripts run so far (``EVAL`` and ``EVALSHA`` calls), on every master."""
+    if isinstance(redis_client, BoundedRedisCluster):
+        await redis_client.initialize()
+        stats = [
+            await redis_client.info("commandstats", target_nodes=node)
+            for node in redis_client.get_primaries()
+        ]
+    else:
+        stats = [await redis_client.info("commandstats")]
+    return sum(
+        int(node.get(f"cmdstat_{command}", {}).get("calls", 0))
+        for node in stats
+        for command in ("eval", "evalsha")
+    )
 
 
 async def cut(redis_client: RedisClient, connection: dict[str, Any]) -> None:
