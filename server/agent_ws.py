@@ -35,7 +35,7 @@ from starlette.websockets import WebSocket
 from presence_protocol import ACTIVITY_VALUES, IDENTIFIER, STATUS_VALUE, CloseCode, ErrorCode
 from presence_protocol.codec import FrameError, decode
 from server.auth import Identity
-from server.connection import Connection, ServerClosed, accept, valid_ref
+from server.connection import Connection, ServerClosed, admitted, valid_ref
 from server.deferred import Disconnection
 from server.errors import Refused, StaleConnection, StoreUnavailable
 from server.instances import PROBE_PATIENCE, STORE_ERRORS, instance_of
@@ -423,6 +423,6 @@ class AgentConnection(Connection):
 
 
 async def agent_endpoint(websocket: WebSocket) -> None:
-    subprotocol = await accept(websocket)
-    if subprotocol is not None:
-        await AgentConnection(websocket, websocket.app.state.runtime, subprotocol).run()
+    async with admitted(websocket) as subprotocol:
+        if subprotocol is not None:
+            await AgentConnection(websocket, websocket.app.state.runtime, subprotocol).run()

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import uvicorn
@@ -23,6 +23,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from server import http_api, pages, redis_client
 from server.agent_ws import agent_endpoint
+from server.auth import Tokens
 from server.config import Settings
 from server.deferred import Deferred
 from server.feed import Feeds, Subscriber
@@ -59,8 +60,10 @@ async def prometheus_metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
-    """The server application, using the Redis at ``redis_url``."""
+def create_app(settings: Settings, *, redis_url: str, secret: str | Sequence[str]) -> Starlette:
+    """The server application, using the Redis at ``redis_url``; tokens verified
+    with the HS256 ``secret`` (or secrets, none with public keys) and the settings' keys."""
+    tokens = Tokens.configured(settings, (secret,) if isinstance(secret, str) else tuple(secret))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -106,7 +109,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             Feeds(store, subscriptions),
             liveness,
             Deferred(store, liveness),
-            secret,
+            tokens,
             instance,
             metrics,
         )
@@ -125,6 +128,7 @@ def create_app(settings: Settings, *, redis_url: str, secret: str) -> Starlette:
             asyncio.create_task(liveness.run(), name="presence-liveness"),
             asyncio.create_task(runtime.deferred.run(), name="presence-deferred"),
             asyncio.create_task(retain(store, settings.retention_days), name="presence-retention"),
+            asyncio.create_task(tokens.run(), name="presence-jwks-refresh"),
         ]
         # Serve only once other instances' changes reach us.
         with contextlib.suppress(TimeoutError):
@@ -216,6 +220,9 @@ def uvicorn_config(app: Starlette, settings: Settings, **overrides: Any) -> uvic
         # A line per request (the ACD claims thousands a second) says nothing an operator
         # needs that /metrics doesn't; at debug, they and the sockets' lines come back.
         "access_log": settings.log_level == "debug",
+        # Our handler (server/logs.py) writes uvicorn's lines too, in the same format; the
+        # tests' in-process servers then log through pytest's.
+        "log_config": None,
         "proxy_headers": False,
     }
     options.update(overrides)

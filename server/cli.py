@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Final
 
+from server import logs
 from server.app import PresenceServer, create_app, uvicorn_config
 from server.auth import ROLES, issue
 from server.config import Settings, add_arguments, settings_from
@@ -30,20 +31,24 @@ log = logging.getLogger("presence")
 GC_YOUNG_THRESHOLD: Final = 20_000
 
 
-def load_secret(settings: Settings) -> str:
-    """The configured secret, else the one kept in the data dir (made once)."""
+def load_secrets(settings: Settings) -> tuple[str, ...]:
+    """The configured HS256 secrets (the first signs dev tokens); else none when
+    public keys verify tokens (the server then holds nothing that can mint them);
+    else the one kept in the data dir (made once)."""
     if settings.jwt_secret:
         return settings.jwt_secret
+    if settings.jwt_public_keys or settings.jwks_url:
+        return ()
     path = settings.data_dir / "jwt-secret"
     if path.exists():
-        return path.read_text().strip()
+        return (path.read_text().strip(),)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as file:
         file.write(secret + "\n")
     log.warning("no PRESENCE_JWT_SECRET set: generated one and kept it in %s", path)
-    return secret
+    return (secret,)
 
 
 def tune_garbage_collector() -> None:
@@ -67,7 +72,7 @@ def _exit_quietly(signum: int, frame: object) -> None:
 
 
 def serve(settings: Settings) -> None:
-    secret = load_secret(settings)
+    jwt_secrets = load_secrets(settings)
     embedded = None
     redis_url = settings.redis_url
     if redis_url is None:
@@ -79,7 +84,7 @@ def serve(settings: Settings) -> None:
     # make that an orderly exit, so the embedded store is stopped too.
     signal.signal(signal.SIGTERM, _exit_quietly)
     try:
-        app = create_app(settings, redis_url=redis_url, secret=secret)
+        app = create_app(settings, redis_url=redis_url, secret=jwt_secrets)
         config = uvicorn_config(app, settings)
         config.load()  # imports the protocol modules, so the freeze below covers them
         # The process's business, not the app's: an app run inside another
@@ -103,14 +108,19 @@ def _reachable(host: str) -> str:
 def token_command(argv: Sequence[str]) -> None:
     parser = argparse.ArgumentParser(
         prog="presence-server token",
-        description="Print a signed token for development, with the server's secret.",
+        description="Print a signed token for development, with the server's (first) secret.",
     )
     parser.add_argument("--company", required=True)
     parser.add_argument("--sub", required=True, help="agent id or service name")
     parser.add_argument("--role", required=True, choices=sorted(ROLES))
     parser.add_argument("--segments", default="", help="comma-separated, for agents")
     parser.add_argument("--ttl", type=int, default=8 * 3600, help="seconds (default 8 h)")
-    parser.add_argument("--jwt-secret", dest="jwt_secret", metavar="PRESENCE_JWT_SECRET")
+    parser.add_argument(
+        "--jwt-secret",
+        dest="jwt_secret",
+        metavar="PRESENCE_JWT_SECRET",
+        help="comma-separated HS256 secrets: the first signs",
+    )
     parser.add_argument("--data-dir", dest="data_dir", metavar="PRESENCE_DATA_DIR")
     parser.add_argument(
         "--url",
@@ -123,8 +133,16 @@ def token_command(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     settings = settings_from(args)
     segments = tuple(s.strip() for s in args.segments.split(",") if s.strip())
+    jwt_secrets = load_secrets(settings)
+    if not jwt_secrets:
+        parser.exit(
+            2,
+            "presence-server token: no HS256 secret to sign with: this server verifies tokens "
+            "with public keys only (PRESENCE_JWT_PUBLIC_KEYS, PRESENCE_JWKS_URL); get tokens "
+            "from the identity provider, or set PRESENCE_JWT_SECRET for development\n",
+        )
     token = issue(
-        load_secret(settings),
+        jwt_secrets[0],
         company=args.company,
         sub=args.sub,
         role=args.role,
@@ -155,7 +173,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     add_arguments(parser)
     settings = settings_from(parser.parse_args(argv))
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     serve(settings)

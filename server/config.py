@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from server.logs import FORMATS
+
 __all__ = [
     "DURABILITIES",
     "OPTIONS",
@@ -36,9 +38,20 @@ def _optional(text: str) -> str | None:
     return text or None
 
 
+def _list(text: str) -> tuple[str, ...]:
+    """Comma-separated values, blanks around them dropped."""
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
 #: What an acknowledgement promises: written on the master (``local``), or also
 #: on a replica (``replicated``).
 DURABILITIES: Final = ("local", "replicated")
+
+
+def _log_format(text: str) -> str:
+    if text not in FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(FORMATS)}, not {text!r}")
+    return text
 
 
 def _durability(text: str) -> str:
@@ -52,7 +65,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     redis_url: str | None = None
-    jwt_secret: str | None = None
+    jwt_secret: tuple[str, ...] = ()
+    jwt_public_keys: tuple[str, ...] = ()
+    jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwks_ttl: float = 300.0
+    jwks_min_interval: float = 30.0
+    jwks_max_stale: float = 86400.0
     data_dir: Path = field(default_factory=default_data_dir)
     key_prefix: str = "presence:"
     redis_connections: int = 32
@@ -72,6 +92,8 @@ class Settings:
     durability: str = "local"
     drain_timeout: float = 10.0
     log_level: str = "info"
+    log_format: str = "text"
+    max_connections: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +123,45 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "jwt_secret",
+        _list,
+        "HS256 secrets for tokens, comma-separated: each verifies tokens (rotation: add the new "
+        "one, then drop the old), the first signs dev tokens; unset: none with public keys "
+        "configured, else one generated once and kept in the data dir",
+    ),
+    Option(
+        "jwt_public_keys",
+        _list,
+        "comma-separated files of RS256/ES256 public keys: PEM (a public key or certificate; "
+        "KID=PATH gives it a kid, else it verifies tokens with none or one no key has) or JWKS",
+    ),
+    Option(
+        "jwks_url",
         _optional,
-        "HS256 secret for tokens; unset: generated once and kept in the data dir",
+        "an identity provider's JWKS URL: its keys verify RS256/ES256 tokens by kid; fetched at "
+        "start, when its lifetime ends and on an unknown kid",
+    ),
+    Option("jwt_issuer", _optional, "the iss tokens must carry; unset: not checked"),
+    Option(
+        "jwt_audience",
+        _optional,
+        "the aud tokens must carry (one of their aud); unset: not checked",
+    ),
+    Option(
+        "jwks_ttl",
+        float,
+        "seconds the JWKS URL's keys are kept when its response has no Cache-Control max-age "
+        "(a max-age counts within 60-3600 s)",
+    ),
+    Option(
+        "jwks_min_interval",
+        float,
+        "least seconds between two fetches of the JWKS URL for unknown kids, or after a failure",
+    ),
+    Option(
+        "jwks_max_stale",
+        float,
+        "seconds the JWKS URL's last good key set is used while fetches fail; then its tokens "
+        "are refused",
     ),
     Option("data_dir", Path, "where the embedded Valkey and the generated secret live"),
     Option("key_prefix", str, "prefix of every Redis key and channel"),
@@ -154,6 +213,17 @@ OPTIONS: tuple[Option, ...] = (
         "seconds SIGTERM waits for sessions to be recorded as server-shutdown and closed",
     ),
     Option("log_level", str, "debug, info, warning or error"),
+    Option(
+        "log_format",
+        _log_format,
+        "text (for people) or json (one object per line, for a log pipeline)",
+    ),
+    Option(
+        "max_connections",
+        int,
+        "sockets this instance holds at most; past it, new ones get HTTP 503 at the handshake "
+        "and try again elsewhere or later (0: no limit)",
+    ),
 )
 
 

@@ -7,15 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from typing import Any, Final
 
+from starlette.responses import JSONResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from presence_protocol import MSGPACK, SUBPROTOCOLS, CloseCode, ErrorCode
 from presence_protocol.codec import FrameError, decode
 from presence_protocol.codec import encode as encode_frame
-from server.auth import Identity, TokenError, verify
+from server.auth import Identity, TokenError
 from server.runtime import Runtime
 from server.websocket_protocol import ABORT_EXTENSION, SEND_MANY_EXTENSION
 
@@ -25,10 +26,13 @@ __all__ = [
     "Connection",
     "ServerClosed",
     "accept",
+    "admitted",
     "valid_ref",
 ]
 
 #: A ref is echoed back, so it must fit both codecs' integers.
+#: Seconds a console refused for want of room is asked to wait before trying again.
+RETRY_AFTER: Final = 5
 REF_MIN: Final = -(2**63)
 REF_MAX: Final = 2**64 - 1
 
@@ -46,6 +50,31 @@ class ServerClosed(Exception):
     def __init__(self, code: int, reason: str, record: str | None = None) -> None:
         super().__init__(reason)
         self.code, self.reason, self.record = code, reason, record
+
+
+@contextlib.asynccontextmanager
+async def admitted(websocket: WebSocket) -> AsyncIterator[str | None]:
+    """The socket accepted (as :func:`accept`), and counted among the instance's
+    sockets until the block ends; ``None`` when refused. Past ``max_connections``,
+    refused at the handshake with HTTP 503 and ``Retry-After``: the sessions held
+    are untouched, and the console backs off and tries again, here or elsewhere."""
+    runtime: Runtime = websocket.app.state.runtime
+    limit = runtime.settings.max_connections
+    if limit and runtime.sockets >= limit:
+        refusal = {
+            "code": ErrorCode.STORE_UNAVAILABLE.value,
+            "message": f"this instance holds its maximum of {limit} sockets; try again later",
+        }
+        headers = {"Retry-After": str(RETRY_AFTER)}
+        await websocket.send_denial_response(JSONResponse({"error": refusal}, 503, headers))
+        yield None
+        return
+    # Counted from here, not once accepted: a storm of handshakes awaits in accept().
+    runtime.sockets += 1
+    try:
+        yield await accept(websocket)
+    finally:
+        runtime.sockets -= 1
 
 
 async def accept(websocket: WebSocket) -> str | None:
@@ -159,7 +188,7 @@ class Connection:
         scheme, _, header_token = self.websocket.headers.get("authorization", "").partition(" ")
         token = hello.get("token") or (header_token.strip() if scheme.lower() == "bearer" else None)
         try:
-            identity = verify(token, self.runtime.secret)
+            identity = await self.runtime.tokens.verify_fresh(token)
         except TokenError as exc:
             raise ServerClosed(CloseCode.UNAUTHORIZED, str(exc)) from None
         if identity.role not in roles:

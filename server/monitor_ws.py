@@ -25,7 +25,7 @@ from starlette.websockets import WebSocket
 
 from presence_protocol import IDENTIFIER, CloseCode, ErrorCode, is_stream_id
 from presence_protocol.codec import FrameError, decode, encode
-from server.connection import Connection, ServerClosed, accept, valid_ref
+from server.connection import Connection, ServerClosed, admitted, valid_ref
 from server.errors import StoreUnavailable
 from server.feed import CompanyFeed, EncodedFrame, event_frame, sees
 from server.runtime import Runtime
@@ -235,6 +235,6 @@ class MonitorConnection(Connection):
 
 
 async def monitor_endpoint(websocket: WebSocket) -> None:
-    subprotocol = await accept(websocket)
-    if subprotocol is not None:
-        await MonitorConnection(websocket, websocket.app.state.runtime, subprotocol).run()
+    async with admitted(websocket) as subprotocol:
+        if subprotocol is not None:
+            await MonitorConnection(websocket, websocket.app.state.runtime, subprotocol).run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from server.auth import Tokens
 from server.config import Settings
 from server.deferred import Deferred
 from server.feed import Feeds
@@ -23,10 +24,13 @@ class Runtime:
     feeds: Feeds
     liveness: Liveness
     deferred: Deferred
-    secret: str
+    #: What verifies tokens: HS256 secrets, public keys, a JWKS URL's key set.
+    tokens: Tokens
     #: This instance's id: part of every connection id it hands out.
     instance: str
     #: This app's Prometheus registry and metrics (GET /metrics).
     metrics: Metrics
     #: Set when SIGTERM's drain begins: new sockets are turned away.
     draining: bool = False
+    #: Sockets held (from the handshake on), against ``max_connections``.
+    sockets: int = 0

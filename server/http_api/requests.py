@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from presence_protocol import IDENTIFIER, STATUS_VALUE, ErrorCode
-from server.auth import Identity, TokenError, verify
+from server.auth import Identity, TokenError
 from server.errors import Refused
 from server.instances import STORE_ERRORS
 from server.runtime import Runtime
@@ -131,7 +131,7 @@ def authorize(request: Request, roles: Collection[str]) -> Identity:
     if scheme.lower() != "bearer" or not token.strip():
         raise Refused(ErrorCode.UNAUTHORIZED, "an Authorization: Bearer token is required")
     try:
-        identity = verify(token.strip(), runtime_of(request).secret)
+        identity = runtime_of(request).tokens.verify(token.strip())
     except TokenError as exc:
         raise Refused(ErrorCode.UNAUTHORIZED, str(exc)) from None
     if identity.role not in roles:
