@@ -50,7 +50,9 @@ class RawAgent:
         await self.ws.send(encode(message, self.subprotocol))
 
     async def recv(self) -> dict[str, Any]:
-        return decode(await asyncio.wait_for(self.ws.recv(), seconds(5)))
+        # Past instance_ttl (5 s): a hello resuming a session of a killed instance waits up
+        # to that long for the verdict, and a busy machine takes a little more.
+        return decode(await asyncio.wait_for(self.ws.recv(), seconds(10)))
 
     async def request(self, message: dict[str, Any]) -> dict[str, Any]:
         await self.send(message)
