@@ -23,6 +23,7 @@ from pathlib import Path
 from bench.common import Context, Result, delete_prefix, raise_fd_limit, redis_url
 from bench.scenarios import (
     acd,
+    admission,
     churn,
     durability,
     failover,
@@ -37,6 +38,7 @@ from bench.scenarios import (
 
 SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "acd": acd.run,
+    "admission": admission.run,
     "churn": churn.run,
     "durability": durability.run,
     "storm": storm.run,
