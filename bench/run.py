@@ -32,6 +32,7 @@ from bench.scenarios import (
     monitor_page,
     redis_xadd,
     sdk,
+    soak,
     storm,
     tenants,
 )
@@ -49,6 +50,7 @@ SCENARIOS: dict[str, Callable[[Context], Awaitable[None]]] = {
     "redis_xadd": redis_xadd.run,
     "tenants": tenants.run,
     "monitor_page": monitor_page.run,
+    "soak": soak.run,
 }
 RESULTS = Path(__file__).parent / "results"
 
