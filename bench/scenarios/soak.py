@@ -22,7 +22,8 @@ limits and log level included):
 
 Each sample reads the server's RSS, open fds and threads from /proc, its
 asyncio task count (the server runs under a two-line wrapper whose SIGUSR1
-handler writes ``len(asyncio.all_tasks())`` to a file; nothing else differs
+handler writes ``len(asyncio.all_tasks())`` and ``sys.getallocatedblocks()``
+(the Python objects alive, however fragmented the heap) to a file; nothing else differs
 from ``python -m server``), Redis's ``used_memory``, the log's ``XLEN``, the
 ``request:*`` keys (SCAN), and the errors the load saw. Slopes and deltas are
 judged after a warm-up (the first sixth of the run). At the end the log must
@@ -112,7 +113,7 @@ CATCH_UP: Final = 30.0
 #: ``python -m server``, plus a SIGUSR1 handler writing the task count to a file:
 #: it runs in the main thread, between two bytecodes of the event loop's.
 SERVER: Final = """
-import asyncio, os, signal
+import asyncio, os, signal, sys
 
 def count_tasks(signum, frame):
     try:
@@ -121,7 +122,7 @@ def count_tasks(signum, frame):
         return
     path = os.environ["SOAK_TASKS_FILE"]
     with open(path + ".new", "w") as out:
-        out.write(str(len(asyncio.all_tasks(loop))))
+        out.write(f"{len(asyncio.all_tasks(loop))} {sys.getallocatedblocks()}")
     os.replace(path + ".new", path)
 
 signal.signal(signal.SIGUSR1, count_tasks)
@@ -464,6 +465,9 @@ class Sample:
     fds: int
     threads: int
     tasks: int | None
+    #: sys.getallocatedblocks() in the server: grows with live objects, not with
+    #: a fragmented heap.
+    blocks: int | None
     used_memory: int
     xlen: int
     requests: int
@@ -489,22 +493,24 @@ def threads(pid: int) -> int:
     return 0
 
 
-def read_count(path: Path) -> int | None:
+def read_counts(path: Path) -> tuple[int, int] | None:
     with contextlib.suppress(FileNotFoundError, ValueError):
-        return int(path.read_text())
+        tasks, blocks = path.read_text().split()
+        return int(tasks), int(blocks)
     return None
 
 
-async def task_count(pid: int, path: Path) -> int | None:
-    """The server's asyncio tasks, as its SIGUSR1 handler writes them."""
+async def task_count(pid: int, path: Path) -> tuple[int, int] | tuple[None, None]:
+    """The server's asyncio tasks and allocated blocks, as its SIGUSR1 handler
+    writes them."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
     os.kill(pid, signal.SIGUSR1)
     for _ in range(100):
         await asyncio.sleep(0.02)
-        if (count := read_count(path)) is not None:
-            return count
-    return None
+        if (counts := read_counts(path)) is not None:
+            return counts
+    return None, None
 
 
 class Sampler:
@@ -547,12 +553,14 @@ class Sampler:
         wall = max(now - self._cpu_at, 1e-9)
         cpu = tuple((b - a) / wall for a, b in zip(self._cpu, used, strict=True))
         self._cpu_at, self._cpu = now, used
+        tasks, blocks = await task_count(pid, self.tasks)
         sample = Sample(
             minute=(time.perf_counter() - self.began) / 60,
             rss_kib=rss_kib(pid),
             fds=len(os.listdir(f"/proc/{pid}/fd")),
             threads=threads(pid),
-            tasks=await task_count(pid, self.tasks),
+            tasks=tasks,
+            blocks=blocks,
             used_memory=await self.used_memory(),
             xlen=int(await self.redis.xlen(self.keys.events(COMPANY))),
             requests=len(await self.request_keys()),
@@ -569,6 +577,7 @@ class Sampler:
         print(
             f"   {sample.minute:5.1f} min  rss {sample.rss_kib / 1024:6.1f} MiB  "
             f"fds {sample.fds}  threads {sample.threads}  tasks {sample.tasks}  "
+            f"blocks {sample.blocks}  "
             f"redis {sample.used_memory / 2**20:6.1f} MiB  xlen {sample.xlen:,}  "
             f"requests {sample.requests:,} (expiring {sample.expiring:,})  sent {sample.sent:,}  "
             f"ack p99 {fmt_ms(sample.ack_p99)}  lag p99 {fmt_ms(sample.lag_p99)}  "
@@ -871,6 +880,10 @@ def report(
     late = [s for s in samples if s.minute >= length / 2]
     late_slope, late_error = slope([s.minute for s in late], [float(s.rss_kib) for s in late])
     worst = max(judged, key=lambda s: s.ack_p99 or 0.0)
+    counted = [s for s in judged if s.blocks is not None]
+    blocks_slope, blocks_error = slope(
+        [s.minute for s in counted], [float(s.blocks or 0) for s in counted]
+    )
     judged_minutes = final.minute - first.minute
     # Redis: what grows with the log, the request keys' share taken out.
     adjusted = [s.used_memory - s.requests * request_bytes for s in judged]
@@ -931,6 +944,10 @@ def report(
                f"{final.rss_kib / 1024:.1f} MiB; the worst window (ack p99 "
                f"{worst.ack_p99 or 0:.0f} ms, load {worst.load1:.1f}) ended at "
                f"{worst.minute:.1f} min"),
+        Result("soak", "server allocated blocks slope after warm-up", blocks_slope, "/min", "",
+               f"sys.getallocatedblocks(): {start.blocks} at start, {first.blocks} after "
+               f"warm-up, {final.blocks} at end; standard error {blocks_error:.0f}/min. "
+               f"Flat blocks under a rising RSS: the heap's high-water mark, not live objects"),
         Result("soak", "Redis bytes per event (log + agent index)", per_event, "B", "",
                f"slope of used_memory less the request keys over XLEN after warm-up, "
                f"standard error {per_event_error:.1f} B"),
